@@ -1,0 +1,162 @@
+"""Fixed points, Jacobians, stability and collapse thresholds of the reduced per-mode systems.
+
+SimSiam (and BYOL, whose tau is 1 at every non-collapsed fixed point) has closed forms (Tian21):
+`p_pm = (tau l +- sqrt(tau^2 l^2 - 4 eta c)) / (2c)`, `s = p^2 / alpha_p`, `c = l + sigma2`, existing for
+`eta <= tau^2 l^2 / (4c)`, the collapse threshold. PhiNet / X-PhiNet (fixed points have tau_m = 1): for
+eta > 0 and s > 0, ds/dt = 0 and dp/dt = 0 give `s = p^2 / alpha_p`; dg/dt = 0 is linear in g,
+`g = alpha_g lam tau l p s / (eta + alpha_g lam c p^2 s)`; what is left is one equation in p,
+`h(p) = p (tau l - c p) + lam q (tau l - c q) - eta = 0` with `q = g p`, solved by a sign-change scan and
+brentq. Since `q (tau l - c q) <= tau^2 l^2 / (4c)`, PhiNet's threshold is at most (1 + lam) times SimSiam's.
+Stability: eigenvalues of `jax.jacfwd` of the sympy-derived field (strict: all real parts < 0).
+
+Public API
+- `FixedPoint(state: dict, eigenvalues: np.ndarray (complex, sorted by real part), stable: bool)`
+- `jacobian(name, y, params)`, `fixed_points(name, params) -> list[FixedPoint]` (origin first)
+- `simsiam_fixed_points(params) -> (p_minus, p_plus)` or None, `simsiam_eigenvalues(params, p)`
+- `collapse_wd(name, params, *, rtol=1e-10)`: the largest eta with a stable non-collapsed fixed point.
+"""
+import functools
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from scipy.optimize import brentq, minimize_scalar
+
+from dynamics.reduced import Params, reduced_field, state_names
+
+ANALYSED_METHODS = ("simsiam", "byol", "phinet", "xphinet")
+
+
+class FixedPoint(NamedTuple):
+    state: dict
+    eigenvalues: np.ndarray
+    stable: bool
+
+
+def _check(name: str) -> None:
+    if name not in ANALYSED_METHODS:
+        raise ValueError(f"no fixed-point analysis for {name!r}; allowed: {', '.join(ANALYSED_METHODS)}")
+
+
+@functools.cache
+def _jac(name: str):
+    return jax.jit(jax.jacfwd(reduced_field(name)))
+
+
+def jacobian(name: str, y, params: Params) -> np.ndarray:
+    """Jacobian of the reduced field of `name` at state y (n_states,), float64."""
+    with jax.enable_x64(True):
+        return np.asarray(_jac(name)(np.asarray(y, dtype=np.float64), Params(*map(float, params))))
+
+
+def _fixed_point(name: str, values: dict, params: Params) -> FixedPoint:
+    y = [values[n] for n in state_names(name)]
+    eig = np.linalg.eigvals(jacobian(name, y, params))
+    eig = eig[np.argsort(eig.real)]
+    return FixedPoint({n: float(values[n]) for n in state_names(name)}, eig, bool(np.all(eig.real < 0)))
+
+
+def simsiam_fixed_points(params: Params):
+    """`(p_minus, p_plus)` of the (p, s) system at fixed tau, or None when eta > tau^2 l^2 / (4c)."""
+    tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
+    disc = tl**2 - 4 * params.eta * c
+    if disc < 0:
+        return None
+    return (tl - np.sqrt(disc)) / (2 * c), (tl + np.sqrt(disc)) / (2 * c)
+
+
+def simsiam_eigenvalues(params: Params, p: float) -> np.ndarray:
+    """Closed-form Jacobian eigenvalues at p_pm: `{-2 eta, -/+ p sqrt(tau^2 l^2 - 4 eta c)}` (sorted)."""
+    tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
+    root = np.sqrt(tl**2 - 4 * params.eta * c)
+    pm, pp = simsiam_fixed_points(params)
+    sign = 1.0 if np.isclose(p, pm) else -1.0
+    return np.sort([-2 * params.eta, sign * p * root])
+
+
+def _phinet_q(p, params: Params):
+    """q = g p on the fixed-point manifold s = p^2 / alpha_p (see module docstring)."""
+    ag_lam_s = params.alpha_g * params.lam * p**2 / params.alpha_p
+    c = params.lambda_j + params.sigma2
+    g = ag_lam_s * params.tau * params.lambda_j * p / (params.eta + ag_lam_s * c * p**2)
+    return g * p, g
+
+
+def _phinet_h(p, params: Params):
+    tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
+    q, _ = _phinet_q(p, params)
+    return p * (tl - c * p) + params.lam * q * (tl - c * q) - params.eta
+
+
+def _extremum(params: Params, a: float, b: float, rising: float) -> float:
+    """The local maximum (rising = 1) or minimum (rising = -1) of h in [a, b]."""
+    res = minimize_scalar(lambda x: -rising * _phinet_h(x, params), bounds=(a, b), method="bounded",
+                          options={"xatol": 1e-14})
+    return res.x
+
+
+def _phinet_roots(params: Params, n_grid: int = 2001) -> list:
+    """Roots of h on a grid refined at its local extrema (so near-tangent root pairs are not missed)."""
+    tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
+    bound = 1.01 * abs(tl) * (1 + np.sqrt(1 + abs(params.lam))) / (2 * c)  # h < 0 beyond, see docstring
+    grid = np.linspace(-bound, bound, n_grid)
+    h = _phinet_h(grid, params)
+    slope = np.sign(np.diff(h))
+    turns = np.flatnonzero(np.diff(slope) != 0) + 1
+    extrema = [_extremum(params, grid[i - 1], grid[i + 1], slope[i - 1]) for i in turns]
+    pts = np.unique(np.concatenate([grid, extrema, [0.0]]))
+    h = _phinet_h(pts, params)
+    roots = []
+    for i in np.flatnonzero(np.sign(h[:-1]) * np.sign(h[1:]) < 0):
+        roots.append(brentq(_phinet_h, pts[i], pts[i + 1], args=(params,), xtol=1e-15, rtol=1e-14))
+    roots += [x for x in pts[h == 0] if x != 0]
+    return sorted(roots)
+
+
+def _origin(name: str, params: Params) -> dict | None:
+    values = {n: 0.0 for n in state_names(name)}
+    for ratio in ("tau", "tau_m"):  # with W -> 0 the ratio settles where beta (1 - r) + eta r = 0
+        if ratio in values:
+            if params.beta <= params.eta:
+                return None
+            values[ratio] = params.beta / (params.beta - params.eta)
+    return values
+
+
+def fixed_points(name: str, params: Params) -> list:
+    """All fixed points of the reduced system (origin first, then non-collapsed by increasing p)."""
+    _check(name)
+    out = []
+    origin = _origin(name, params)
+    if origin is not None:
+        out.append(_fixed_point(name, origin, params))
+    if name in ("simsiam", "byol"):
+        roots = simsiam_fixed_points(params._replace(tau=1.0) if name == "byol" else params) or ()
+        roots = sorted(set(r for r in roots if r != 0))
+        extra = lambda p: {"tau": 1.0} if name == "byol" else {}
+        values = [{"p": p, "s": p**2 / params.alpha_p, **extra(p)} for p in roots]
+    else:
+        values = [{"p": p, "g": _phinet_q(p, params)[1], "s": p**2 / params.alpha_p, "tau_m": 1.0}
+                  for p in _phinet_roots(params)]
+    return out + [_fixed_point(name, v, params) for v in values]
+
+
+def _survives(name: str, params: Params) -> bool:
+    return any(fp.stable and fp.state["s"] > 0 for fp in fixed_points(name, params))
+
+
+def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
+    """Largest weight decay eta with a stable non-collapsed fixed point (params.eta is ignored).
+    simsiam: `tau^2 l^2 / (4c)`; byol: the same at fixed tau (tau = 1 at its fixed points, the default);
+    phinet / xphinet: bisection on eta in (0, (1 + lam) tau^2 l^2 / (4c)]."""
+    _check(name)
+    simsiam = params.tau**2 * params.lambda_j**2 / (4 * (params.lambda_j + params.sigma2))
+    if name in ("simsiam", "byol"):
+        return float(simsiam)
+    lo, hi = 0.0, (1 + params.lam) * simsiam * (1 + 1e-12)
+    if not _survives(name, params._replace(eta=simsiam * 1e-6)):
+        return 0.0
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _survives(name, params._replace(eta=mid)) else (lo, mid)
+    return float(lo)

@@ -1,0 +1,112 @@
+"""The matrix ODE: gradient flow of the expected loss with stop-gradient, weight decay, EMA targets, setters.
+
+The state is a dict of matrices (`W` (n2, n1), `Wp`, `Wg` (n2, n2), EMA targets `Wa`, `Wm` (n2, n1)). For a
+trained matrix `dM/dt = -alpha_M dL/dM - eta M` with dL/dM from `jax.grad` of `methods.expected_loss`, in
+which the targets carry `jax.lax.stop_gradient` (so the field is not the gradient of any one function); an
+EMA target follows `dT/dt = beta (S - T)`. A setter method (DirectPred, DirectCopy) has no `Wp` in its state:
+its predictor is set at every instant from `F = W E[x1 x1^T] W^T` (the lr -> 0 limit of the per-step EMA of
+F, whose time constant in t = lr * steps is lr / (1 - rho)). With `hp.symmetric_wp` the predictor field is
+symmetrised (Tian21's symmetric-predictor setting, Thm 3).
+
+Public API
+- `init_state(key, method, n1, n2=None, *, w_scale=1.0, p0=0.5, g0=0.5, tau=1.0)`: random W, Wp = p0 I, ...
+- `aligned_state(method, Q, w, p, g=None, tau=1.0, tau_m=1.0)`: W = Q diag(w), Wp = Q diag(p) Q^T, ...
+- `full_mats(method, state, C, hp)`: the state plus the set predictor of a setter method.
+- `vector_field(method, hp, C)`: `f(t, state, args) -> dstate/dt` (pure, jittable).
+- `solve(method, hp, C, state0, ts, *, rtol=1e-10, atol=1e-12)`: diffrax Tsit5 in float64; dict of
+  trajectories with a leading time axis.
+- `mode_summary(method, state, C, hp)`: per-mode `s` (eigenvalues of W W^T, descending), `p`, `g` (Rayleigh
+  quotients of Wp, Wg on those eigenvectors).
+"""
+from functools import partial
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from dynamics.methods import RATES, Hyper, Method, expected_loss, predictor_input_correlation, set_predictor
+
+
+def require_x64() -> None:
+    """Raise unless float64 is on: the ODE tolerances and the tests' closed-form checks need it."""
+    if jnp.asarray(1.0).dtype != jnp.float64:
+        raise RuntimeError("dynamics ODE solves need float64: wrap the call in `with jax.enable_x64(True):`")
+
+
+def init_state(key, method: Method, n1: int, n2: int | None = None, *, w_scale=1.0, p0=0.5, g0=0.5, tau=1.0):
+    """Random start: `W_ij ~ N(0, w_scale^2 / n1)`, `Wp = p0 I`, `Wg = g0 I`, EMA targets `tau W`."""
+    n2 = n1 if n2 is None else n2
+    W = w_scale * jax.random.normal(key, (n2, n1)) / jnp.sqrt(n1)
+    eye = jnp.eye(n2, dtype=W.dtype)
+    mats = {"W": W, "Wp": p0 * eye, "Wg": g0 * eye, "Wa": tau * W, "Wm": tau * W}
+    return {name: mats[name] for name in method.matrices}
+
+
+def aligned_state(method: Method, Q, w, p, g=None, tau=1.0, tau_m=1.0):
+    """Eigen-aligned start for diagonal moments: `W = Q diag(w)`, `Wp = Q diag(p) Q^T`, `Wg = Q diag(g) Q^T`,
+    `Wa = tau W`, `Wm = tau_m W`; Q (n, n) orthogonal. Per mode j this is the reduced state
+    (p_j, g_j, s_j = w_j^2, tau, tau_m), and the flow keeps it aligned."""
+    W = Q * jnp.asarray(w)
+    rot = lambda d: (Q * jnp.asarray(d)) @ Q.T
+    mats = {"W": W, "Wp": rot(p), "Wg": None if g is None else rot(g), "Wa": tau * W, "Wm": tau_m * W}
+    return {name: mats[name] for name in method.matrices}
+
+
+def full_mats(method: Method, state: dict, C: jax.Array, hp: Hyper) -> dict:
+    """The matrices the loss sees: the state, plus `Wp` set from F for a setter method."""
+    if method.setter is None:
+        return state
+    return {**state, "Wp": set_predictor(method, predictor_input_correlation(state["W"], C), hp)}
+
+
+def gradient_step_field(method: Method, hp: Hyper, mats: dict, C: jax.Array, state: dict) -> dict:
+    """`-alpha_M dL/dM - eta M` for trained M, `beta (S - T)` for EMA targets T (shared with dynamics.sgd)."""
+    grads = jax.grad(lambda m: expected_loss(method, m, C, hp))(mats)
+    sources = dict(method.ema)
+    out = {}
+    for name, M in state.items():
+        if name in sources:
+            out[name] = hp.beta * (state[sources[name]] - M)
+            continue
+        G = grads[name] if RATES[name] is None else getattr(hp, RATES[name]) * grads[name]
+        if name == "Wp" and hp.symmetric_wp:
+            G = 0.5 * (G + G.T)
+        out[name] = -G - hp.eta * M
+    return out
+
+
+def vector_field(method: Method, hp: Hyper, C: jax.Array):
+    """`f(t, state, args)`: the matrix ODE of THEORY.md section 2 for expected moments C (3, 3, n1, n1)."""
+
+    def field(t, state, args=None):
+        return gradient_step_field(method, hp, full_mats(method, state, C, hp), C, state)
+
+    return field
+
+
+@partial(jax.jit, static_argnames=("method", "hp", "rtol", "atol", "max_steps"))
+def _solve(method, hp, C, state0, ts, rtol, atol, max_steps):
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field(method, hp, C)), diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None,
+        y0=state0, saveat=diffrax.SaveAt(ts=ts), max_steps=max_steps,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol))
+    return sol.ys
+
+
+def solve(method: Method, hp: Hyper, C, state0: dict, ts, *, rtol=1e-10, atol=1e-12, max_steps=1_000_000):
+    """Integrate the matrix ODE from `state0` at `ts[0]`, saving at `ts` (T,); float64 only.
+    Returns a dict of (T, ...) trajectories (a setter method's `Wp` is recomputed by `full_mats`)."""
+    require_x64()
+    state0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), state0)
+    return _solve(method, hp, jnp.asarray(C), state0, jnp.asarray(ts, jnp.float64), rtol, atol, max_steps)
+
+
+def mode_summary(method: Method, state: dict, C: jax.Array, hp: Hyper) -> dict:
+    """Per-mode summary of one state: `s` eigenvalues of W W^T (descending), `p`, `g` Rayleigh quotients."""
+    mats = full_mats(method, state, C, hp)
+    s, U = jnp.linalg.eigh(mats["W"] @ mats["W"].T)
+    s, U = s[::-1], U[:, ::-1]
+    out = {"s": s, "p": jnp.einsum("ij,ik,kj->j", U, mats["Wp"], U)} if "Wp" in mats else {"s": s}
+    if "Wg" in mats:
+        out["g"] = jnp.einsum("ij,ik,kj->j", U, mats["Wg"], U)
+    return out
