@@ -1,0 +1,136 @@
+"""The method registry: each method is a loss plus flags (METHODS.md), and the EMA / predictor setters.
+
+Public API
+----------
+``Method(name, loss, target, clean_view, ca1, linear_predictor, setter)``; ``METHODS`` maps names to
+methods; ``register_method(method, *, replace=False)`` adds one (a new method is a new loss).
+
+A loss is ``loss(o, cfg) -> (scalar, aux: dict[str, scalar])``. ``o`` holds, for views x1, x2 (and the clean
+image x0), arrays of shape (B, d):
+``z1, z2`` online projector outputs (differentiable); ``p1, p2`` predictor outputs h(z); ``t1, t2`` the
+cross-view targets, already stop-gradient: sg(z) for ``target="online"``, the EMA encoder's projections for
+``target="ema"``; ``q1, q2`` = g(p) and ``z0`` (stop-gradient) when ``clean_view`` is set; ``h1, h2``
+backbone features. ``cfg`` is the training config (fields ``lam``, ...).
+
+Flags: ``target`` "online" | "ema"; ``clean_view`` None | "online" | "ema" (source of z0); ``ca1`` (PhiNet's
+second predictor g); ``linear_predictor`` (force the bias-free linear predictor); ``setter`` None or
+``setter(F, eps) -> Wp`` (the predictor is not trained, it is set from the EMA correlation F every ``freq``
+steps).
+
+Helpers: ``neg_cos(p, z) = -mean_b cos(p_b, z_b)`` (METHODS.md ``D``); ``mse``;
+``ema_momentum(step, total, m0) = 1 - (1 - m0)(cos(pi step / total) + 1) / 2``;
+``ema_update(target, online, m) = m target + (1 - m) online``;
+``update_corr(F, z, rho) = rho F + (1 - rho) z^T z / B``; ``directpred_wp``, ``directcopy_wp`` (THEORY.md 2).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def _cos(p, z):
+    p = p / jnp.maximum(jnp.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+    return (p * z).sum(-1)
+
+
+def neg_cos(p, z):
+    """D(p, z) = -cos(p, z), averaged over the batch."""
+    return -_cos(p, z).mean()
+
+
+def mse(a, b):
+    """Mean squared error averaged over batch and dimensions."""
+    return ((a - b) ** 2).mean()
+
+
+def simsiam_loss(o, cfg):
+    """L = D(p1, sg t2) / 2 + D(p2, sg t1) / 2."""
+    loss = 0.5 * (neg_cos(o["p1"], o["t2"]) + neg_cos(o["p2"], o["t1"]))
+    return loss, {"sim": loss}
+
+
+def byol_loss(o, cfg):
+    """L = (2 - 2 cos(p1, t2)) + (2 - 2 cos(p2, t1)), each averaged over the batch (BYOL's sum)."""
+    loss = (2 - 2 * _cos(o["p1"], o["t2"]).mean()) + (2 - 2 * _cos(o["p2"], o["t1"]).mean())
+    return loss, {"sim": loss}
+
+
+def phinet_loss(o, cfg):
+    """L = L_SimSiam + lam [MSE(g(p1), sg z0) + MSE(g(p2), sg z0)] / 2."""
+    sim, _ = simsiam_loss(o, cfg)
+    ca1 = 0.5 * (mse(o["q1"], o["z0"]) + mse(o["q2"], o["z0"]))
+    return sim + cfg.lam * ca1, {"sim": sim, "ca1": ca1}
+
+
+def directpred_wp(F, eps):
+    """Wp = U diag(sqrt(max(s, 0) / max s) + eps) U^T for F = U diag(s) U^T (Tian21, authors' code)."""
+    s, u = jnp.linalg.eigh(F)
+    p = jnp.sqrt(jnp.maximum(s, 0) / jnp.maximum(s.max(), 1e-30)) + eps
+    return (u * p) @ u.T
+
+
+def directcopy_wp(F, eps):
+    """Wp = F / lambda_max(F) + eps I (Wang et al. 2021)."""
+    lmax = jnp.linalg.eigvalsh(F)[-1]
+    return F / jnp.maximum(lmax, 1e-30) + eps * jnp.eye(F.shape[0], dtype=F.dtype)
+
+
+class Method(NamedTuple):
+    name: str
+    loss: Callable[[dict, Any], tuple[jax.Array, dict]]
+    target: str = "online"
+    clean_view: str | None = None
+    ca1: bool = False
+    linear_predictor: bool = False
+    setter: Callable | None = None
+
+    @property
+    def uses_ema(self) -> bool:
+        return self.target == "ema" or self.clean_view == "ema"
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to ``METHODS`` (error if the name exists, unless ``replace``)."""
+    if method.target not in ("online", "ema"):
+        raise ValueError(f"target={method.target!r} must be 'online' or 'ema'")
+    if method.clean_view not in (None, "online", "ema"):
+        raise ValueError(f"clean_view={method.clean_view!r} must be None, 'online' or 'ema'")
+    if method.name in METHODS and not replace:
+        raise ValueError(f"method {method.name!r} is already registered (pass replace=True)")
+    METHODS[method.name] = method
+    return method
+
+
+for _m in (
+    Method("simsiam", simsiam_loss),
+    Method("byol", byol_loss, target="ema"),
+    Method("phinet", phinet_loss, clean_view="online", ca1=True),
+    Method("xphinet", phinet_loss, clean_view="ema", ca1=True),
+    Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp),
+    Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp),
+):
+    register_method(_m)
+
+
+def ema_momentum(step, total_steps, m0):
+    """Cosine schedule m(k) = 1 - (1 - m0) (cos(pi k / K) + 1) / 2: m0 at k = 0, 1 at k = K."""
+    frac = jnp.minimum(step / max(total_steps, 1), 1.0)
+    return 1.0 - (1.0 - m0) * (jnp.cos(jnp.pi * frac) + 1.0) / 2.0
+
+
+def ema_update(target, online, m):
+    """xi <- m xi + (1 - m) theta, leaf by leaf."""
+    return jax.tree.map(lambda t, o: m * t + (1.0 - m) * o, target, online)
+
+
+def update_corr(F, z, rho):
+    """F <- rho F + (1 - rho) E_b[z z^T] (uncentred, stop-gradient)."""
+    z = jax.lax.stop_gradient(z)
+    return rho * F + (1.0 - rho) * (z.T @ z) / z.shape[0]

@@ -1,0 +1,139 @@
+"""Flax networks: backbones, projector and predictor heads (METHODS.md).
+
+Public API
+----------
+``SmallConvNet(width)``: 3 x (3x3 conv - BN - ReLU) with widths (w, 2w, 4w), strides (1, 2, 2), global average
+pool; feature size 4w. Sized for CPU tests.
+``ResNet18()``: the CIFAR ResNet-18 (3x3 stride-1 stem, no max-pool, BasicBlocks 2-2-2-2 with widths
+64-128-256-512, global average pool); 11,168,832 parameters, feature size 512.
+``Projector(hidden, out, layers)``: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine
+(SimSiam's reference code).
+``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias); ``LinearPredictor(out)``:
+bias-free ``p = Wp z``, stored as the flax kernel ``K = Wp^T`` (``p = z @ K``).
+``Encoder(backbone, projector)``: ``f = projector o backbone``; returns ``(features, z)``.
+``build(config) -> Nets``: the modules a config asks for (``encoder``, ``predictor``, ``ca1`` or None).
+``apply(module, params, stats, x, train) -> (out, new_stats)``: one call for modules with or without BN.
+
+Every module takes ``train`` (BN uses batch statistics and updates its running averages, momentum 0.9 as
+PyTorch's 0.1). Under a jit whose batch is sharded over devices, BN statistics are those of the global batch.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+_BN = dict(momentum=0.9, epsilon=1e-5)
+
+
+class SmallConvNet(nn.Module):
+    width: int = 32
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for i, stride in enumerate((1, 2, 2)):
+            x = nn.Conv(self.width * 2 ** i, (3, 3), (stride, stride), use_bias=False)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        return x.mean((1, 2))
+
+
+class BasicBlock(nn.Module):
+    width: int
+    stride: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        bn = lambda: nn.BatchNorm(use_running_average=not train, **_BN)
+        y = nn.Conv(self.width, (3, 3), (self.stride, self.stride), use_bias=False)(x)
+        y = nn.Conv(self.width, (3, 3), use_bias=False)(nn.relu(bn()(y)))
+        y = bn()(y)
+        if self.stride != 1 or x.shape[-1] != self.width:
+            x = bn()(nn.Conv(self.width, (1, 1), (self.stride, self.stride), use_bias=False)(x))
+        return nn.relu(x + y)
+
+
+class ResNet18(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Conv(64, (3, 3), use_bias=False)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        for i, width in enumerate((64, 128, 256, 512)):
+            for j in range(2):
+                x = BasicBlock(width, 2 if (i > 0 and j == 0) else 1)(x, train)
+        return x.mean((1, 2))
+
+
+class Projector(nn.Module):
+    hidden: int
+    out: int
+    layers: int = 2
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for _ in range(self.layers - 1):
+            x = nn.Dense(self.hidden, use_bias=False)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        x = nn.Dense(self.out, use_bias=False)(x)
+        return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, **_BN)(x)
+
+
+class Predictor(nn.Module):
+    hidden: int
+    out: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(self.hidden, use_bias=False)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        return nn.Dense(self.out)(x)
+
+
+class LinearPredictor(nn.Module):
+    out: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        return nn.Dense(self.out, use_bias=False)(x)
+
+
+class Encoder(nn.Module):
+    backbone: nn.Module
+    projector: nn.Module
+
+    def __call__(self, x, train: bool):
+        h = self.backbone(x, train)
+        return h, self.projector(h, train)
+
+
+class Nets(NamedTuple):
+    encoder: Encoder
+    predictor: nn.Module
+    ca1: nn.Module | None  # PhiNet's second predictor g
+
+
+def build(config: Any, *, linear_predictor: bool = False, ca1: bool = False) -> Nets:
+    """Modules for ``config`` (arch, width, proj_hidden, proj_dim, proj_layers, pred_hidden, predictor)."""
+    backbone = ResNet18() if config.arch == "resnet18" else SmallConvNet(config.width)
+    enc = Encoder(backbone, Projector(config.proj_hidden, config.proj_dim, config.proj_layers))
+    hidden = config.pred_hidden or max(1, config.proj_dim // 4)
+    linear = linear_predictor or config.predictor == "linear"
+    pred = LinearPredictor(config.proj_dim) if linear else Predictor(hidden, config.proj_dim)
+    return Nets(enc, pred, Predictor(hidden, config.proj_dim) if ca1 else None)
+
+
+def apply(module: nn.Module, params, stats, x, train: bool):
+    """Run ``module`` on ``x``; returns ``(output, new_batch_stats)`` ({} for modules without BN)."""
+    variables = {"params": params, **({"batch_stats": stats} if stats else {})}
+    if not train or not stats:
+        return module.apply(variables, x, train), stats
+    out, upd = module.apply(variables, x, train, mutable=["batch_stats"])
+    return out, upd["batch_stats"]
+
+
+def feature_dim(config: Any) -> int:
+    return 512 if config.arch == "resnet18" else 4 * config.width
+
+
+def dummy_input(image_shape) -> jnp.ndarray:
+    return jnp.zeros((2, *image_shape), jnp.float32)

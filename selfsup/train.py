@@ -1,0 +1,191 @@
+"""The training run: epoch loop, evaluation, checkpoints, metrics, summary, and the CLI.
+
+Public API (the state and step live in ``selfsup.step`` and are re-exported here)
+----------
+``train_epoch(state, step_fn, dataset, config, epoch, *, mesh=None, on_step=None, log=None)``
+-> ``(state, stats)``: one pass over ``dataset.ssl_images`` in the order
+``permutation(fold_in(key(seed), 10**6 + epoch))``, the last incomplete batch dropped; step ``s`` gets the
+key ``fold_in(key(seed), s)``. ``on_step(s, state, metrics)`` is called after every step (copy what you
+keep: the next step donates ``state``). Every ``log_every`` steps the mean metrics go to ``log`` (a callable
+taking a dict) and the loss is checked: NaN/inf raises ``NonFiniteLossError`` naming the step range.
+``stats``: images/s after the first step, and that first step's time (compile + run).
+``train(config, *, dataset=None, resume=False, on_step=None, on_epoch=None) -> (state, summary)``: the run,
+on all local devices (the batch is split with ``jax.sharding``). Writes to ``<out_dir>/<name>/``:
+``config.json`` (resolved config + git SHA), ``metrics.jsonl`` (step records every ``log_every`` steps, an
+epoch record with kNN accuracy and collapse metrics every ``eval_every`` epochs), ``checkpoint.msgpack``
+(after every epoch, atomically) and ``summary.json``. ``resume=True`` restarts after the last checkpointed
+epoch and gives bit-identical results to the uninterrupted run. ``on_epoch(epoch, state, record)`` runs after
+each epoch.
+``main(argv=None)``: ``python -m selfsup.train --method phinet --dataset mnist5k --epochs 5``; ``--smoke``
+starts from ``Config.smoke()``; ``--resume``. Bad flags exit with status 2 and one line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from selfsup import checkpoint, data
+from selfsup import evaluate as ev
+from selfsup.config import Config, add_flags, from_args
+from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
+
+__all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
+           "steps_per_epoch", "train", "train_epoch"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; the message names the step range."""
+
+
+def _put(x, mesh: Mesh | None, spec: PartitionSpec):
+    return jax.device_put(x, NamedSharding(mesh, spec)) if mesh is not None else jax.device_put(x)
+
+
+def _flush(buf: list, first: int, last: int, epoch: int, log) -> None:
+    """Mean of buffered metrics for steps first..last; raise if the loss is not finite."""
+    host = jax.device_get(buf)
+    loss = np.array([m["loss"] for m in host])
+    if not np.all(np.isfinite(loss)):
+        bad = first + int(np.flatnonzero(~np.isfinite(loss))[0])
+        raise NonFiniteLossError(f"loss became {loss[bad - first]} between steps {first} and {last} "
+                                 f"(first non-finite at step {bad}, epoch {epoch})")
+    if log is not None:
+        log({"epoch": epoch, "step": last, **{k: float(np.mean([m[k] for m in host])) for k in host[0]}})
+
+
+def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=None, on_step=None, log=None):
+    info = dataset.info
+    spe, bs = steps_per_epoch(config, info), config.batch_size
+    n = min(dataset.n_ssl, config.max_images) if config.max_images else dataset.n_ssl
+    key = jax.random.key(config.seed)
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
+    s0 = int(state.step)
+    buf, first, t0, t_first = [], s0, time.perf_counter(), 0.0
+    bar = _progress(config, spe, epoch)
+    for i in range(spe):
+        s = s0 + i
+        images = _put(dataset.ssl_images(np.sort(order[i * bs:(i + 1) * bs])), mesh, PartitionSpec("data"))
+        state, metrics = step_fn(state, images, jax.random.fold_in(key, s))
+        if i == 0:
+            jax.block_until_ready(metrics)
+            t_first, t0 = time.perf_counter() - t0, time.perf_counter()
+        if on_step is not None:
+            on_step(s, state, metrics)
+        buf.append(metrics)
+        if len(buf) == config.log_every or i == spe - 1:
+            _flush(buf, first, s, epoch, log)
+            bar.set_postfix(loss=f"{float(buf[-1]['loss']):.4f}")
+            buf, first = [], s + 1
+        bar.update(1)
+    jax.block_until_ready(state)
+    bar.close()
+    dt = time.perf_counter() - t0
+    return state, {"images_per_s": (spe - 1) * bs / dt if spe > 1 else math.nan, "first_step_s": t_first}
+
+
+def _progress(config: Config, total: int, epoch: int):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"{config.method} epoch {epoch + 1}/{config.epochs}",
+                disable=not config.progress, leave=False, file=sys.stderr)
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _metrics_log(path: Path, keep_epochs: int):
+    """Append-writer for metrics.jsonl; on resume drops records of epochs not in the checkpoint."""
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] < keep_epochs]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+    def log(record: dict) -> None:
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    return log
+
+
+def _evaluate(config, info, state, dataset, *, probe=False) -> dict:
+    return ev.evaluate(config, info, jax.device_get(state.params["encoder"]),
+                       jax.device_get(state.batch_stats["encoder"]), dataset, probe=probe)
+
+
+def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, on_epoch=None):
+    """Run ``config`` end to end; returns the final state and the summary dict."""
+    config.validate()
+    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.seed,
+                                   unlabeled=config.stl10_unlabeled)
+    info = dataset.info
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    if config.batch_size % mesh.size:
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices")
+    run = Path(config.out_dir) / config.name
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = run / "checkpoint.msgpack"
+    state, start = init_state(config, jax.random.key(config.seed), info), 0
+    if resume:
+        state, meta = checkpoint.load(ckpt, state)
+        if meta["config"] != dataclasses.asdict(config.replace(progress=meta["config"]["progress"])):
+            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
+        start = meta["epochs_done"]
+    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "git_sha": _git_sha(),
+                                                 "devices": mesh.size}, indent=1))
+    log = _metrics_log(run / "metrics.jsonl", start)
+    state = _put(state, mesh, PartitionSpec())
+    step_fn = make_step(config, info, mesh=mesh)
+    speed, t_run = [], time.perf_counter()
+    for epoch in range(start, config.epochs):
+        state, stats = train_epoch(state, step_fn, dataset, config, epoch, mesh=mesh, on_step=on_step,
+                                   log=log)
+        speed.append(stats)
+        record = {"epoch": epoch, "kind": "epoch", **stats}
+        if config.eval_every and (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
+            record.update(_evaluate(config, info, state, dataset))
+        log(record)
+        checkpoint.save(ckpt, state, {"epochs_done": epoch + 1, "config": dataclasses.asdict(config)})
+        if on_epoch is not None:
+            on_epoch(epoch, state, record)
+    summary = {"method": config.method, "dataset": config.dataset, "arch": config.arch,
+               "epochs": config.epochs,
+               **_evaluate(config, info, state, dataset, probe=config.linear_probe),
+               "images_per_s": float(np.nanmean([s["images_per_s"] for s in speed])) if speed else math.nan,
+               "first_step_s": speed[0]["first_step_s"] if speed else math.nan,
+               "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "run_dir": str(run)}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    return state, summary
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m selfsup.train", description=__doc__.split("\n")[0])
+    add_flags(parser)
+    parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    ns = parser.parse_args(argv)
+    try:
+        config = from_args(ns, Config.smoke() if ns.smoke else Config()).validate()
+        _, summary = train(config, resume=ns.resume)
+    except ValueError as e:  # includes DatasetError and CheckpointError
+        parser.error(str(e))
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
