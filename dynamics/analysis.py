@@ -2,7 +2,8 @@
 
 SimSiam (and BYOL, whose tau is 1 at every non-collapsed fixed point) has closed forms (Tian21):
 `p_pm = (tau l +- sqrt(tau^2 l^2 - 4 eta c)) / (2c)`, `s = p^2 / alpha_p`, `c = l + sigma2`, existing for
-`eta <= tau^2 l^2 / (4c)`, the collapse threshold. PhiNet / X-PhiNet (fixed points have tau_m = 1): for
+`eta <= tau^2 l^2 / (4c)`, the collapse threshold (BYOL's tau is a state, 1 at its non-collapsed fixed
+points, so its parameter tau is only an initial value). PhiNet / X-PhiNet (fixed points have tau_m = 1): for
 eta > 0 and s > 0, ds/dt = 0 and dp/dt = 0 give `s = p^2 / alpha_p`; dg/dt = 0 is linear in g,
 `g = alpha_g lam tau l p s / (eta + alpha_g lam c p^2 s)`; what is left is one equation in p,
 `h(p) = p (tau l - c p) + lam q (tau l - c q) - eta = 0` with `q = g p`, solved by a sign-change scan and
@@ -147,10 +148,12 @@ def _survives(name: str, params: Params) -> bool:
 
 def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
     """Largest weight decay eta with a stable non-collapsed fixed point (params.eta is ignored).
-    simsiam: `tau^2 l^2 / (4c)`; byol: the same at fixed tau (tau = 1 at its fixed points, the default);
-    phinet / xphinet: bisection on eta in (0, (1 + lam) tau^2 l^2 / (4c)]."""
+    simsiam: `tau^2 l^2 / (4c)`; byol: `l^2 / (4c)` (tau = 1 at its fixed points; BYOL with the target ratio
+    frozen at T is SimSiam's system with tau = T); phinet / xphinet: bisection on eta in
+    (0, (1 + lam) tau^2 l^2 / (4c)]."""
     _check(name)
-    simsiam = params.tau**2 * params.lambda_j**2 / (4 * (params.lambda_j + params.sigma2))
+    tau = 1.0 if name == "byol" else params.tau
+    simsiam = tau**2 * params.lambda_j**2 / (4 * (params.lambda_j + params.sigma2))
     if name in ("simsiam", "byol"):
         return float(simsiam)
     lo, hi = 0.0, (1 + params.lam) * simsiam * (1 + 1e-12)

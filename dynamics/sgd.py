@@ -11,8 +11,9 @@ the key `fold_in(key, k)`: runs are deterministic and the same at any `record_ev
 Public API
 - `sgd_state(method, state0, C, hp)`: add `F_hat` and the set `Wp` for setter methods.
 - `sgd_step(method, hp, spectrum, lr, batch)(state, key, k) -> state`: one pure step.
-- `run_sgd(method, hp, spectrum, state0, key, *, lr, n_steps, batch=None, record_every=1)`
-  -> `(ts (R+1,), trajectory dict of (R+1, ...))`, R = n_steps // record_every; jitted `lax.scan`.
+- `run_sgd(method, hp, spectrum, state0, key, *, lr, n_steps, batch=None, record_every=1, start_step=0)`
+  -> `(ts (R+1,), trajectory dict of (R+1, ...))`, R = n_steps // record_every; jitted `lax.scan`. To
+  continue a run in chunks pass the last recorded state (it carries `F_hat`) and `start_step`.
 """
 from functools import partial
 
@@ -55,12 +56,12 @@ _STATIC = ("method", "hp", "spectrum_key", "lr", "n_records", "record_every", "b
 
 
 @partial(jax.jit, static_argnames=_STATIC)
-def _run(method, hp, spectrum_key, state, key, lr, n_records, record_every, batch):
+def _run(method, hp, spectrum_key, state, key, start, lr, n_records, record_every, batch):
     step = sgd_step(method, hp, Spectrum(*map(jnp.asarray, spectrum_key)), lr, batch)
 
     def block(state, r):
         def inner(state, i):
-            return step(state, key, r * record_every + i), None
+            return step(state, key, start + r * record_every + i), None
 
         state, _ = jax.lax.scan(inner, state, jnp.arange(record_every))
         return state, state
@@ -70,16 +71,17 @@ def _run(method, hp, spectrum_key, state, key, lr, n_records, record_every, batc
 
 
 def run_sgd(method: Method, hp: Hyper, spectrum: Spectrum, state0: dict, key, *, lr: float, n_steps: int,
-            batch: int | None = None, record_every: int = 1):
+            batch: int | None = None, record_every: int = 1, start_step: int = 0):
     """Run `n_steps` SGD steps from `state0`; returns `(ts, trajectory)` recorded every `record_every` steps
-    (times `t = lr * step`, the first entry the start)."""
+    (times `t = lr * step`, the first entry the start; step k draws its batch from `fold_in(key, k)`)."""
     if lr <= 0 or n_steps < 1 or record_every < 1 or n_steps % record_every:
         raise ValueError(f"need lr > 0, n_steps >= 1 divisible by record_every >= 1; got lr={lr}, "
                          f"n_steps={n_steps}, record_every={record_every}")
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be a positive integer or None (exact moments), got {batch}")
-    state = sgd_state(method, state0, expected_moments(spectrum), hp)
+    state = state0 if "F_hat" in state0 else sgd_state(method, state0, expected_moments(spectrum), hp)
     key_spec = tuple(tuple(float(v) for v in arr) for arr in spectrum)
-    traj = _run(method, hp, key_spec, state, key, float(lr), n_steps // record_every, record_every, batch)
-    ts = lr * record_every * jnp.arange(n_steps // record_every + 1)
+    n_records = n_steps // record_every
+    traj = _run(method, hp, key_spec, state, key, start_step, float(lr), n_records, record_every, batch)
+    ts = lr * (start_step + record_every * jnp.arange(n_steps // record_every + 1))
     return ts, traj

@@ -1,0 +1,75 @@
+"""Argument validation shared by the command-line entry points.
+
+Bad input exits with status 2 and one line on stderr naming the bad value and what is allowed (no usage
+block, no traceback): `Parser.error` prints `prog: error: message` only, and the `type=` helpers below turn
+a bad value into such a message.
+"""
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def number(low: float | None = None, *, strict: bool = False, integer: bool = False):
+    """`type=` for a finite number (an integer if asked) `>= low` (`> low` if strict)."""
+    kind = "an integer" if integer else "a number"
+    bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}; allowed: {kind}{bound}") from None
+        bad = not math.isfinite(value) or (low is not None and (value <= low if strict else value < low))
+        if bad:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; allowed: {kind}{bound}")
+        return value
+
+    return parse
+
+
+def number_list(low: float | None = None, *, strict: bool = False):
+    """`type=` for a comma-separated list of finite numbers, each `>= low` (`> low` if strict)."""
+    one = number(low, strict=strict)
+
+    def parse(text: str):
+        try:
+            return [one(part) for part in text.split(",")]
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"in list {text!r}: {err}") from None
+
+    return parse
+
+
+def same_lengths(parser: Parser, lists: dict) -> int:
+    """Common length of the given lists (length-1 lists broadcast); a parser error naming them otherwise."""
+    lengths = {name: len(v) for name, v in lists.items() if v is not None and len(v) != 1}
+    if len(set(lengths.values())) > 1:
+        parser.error("lists of different lengths: " + ", ".join(f"{k} has {n}" for k, n in lengths.items())
+                     + "; allowed: equal lengths (or a single value)")
+    return next(iter(lengths.values()), 1)
+
+
+def git_sha() -> str | None:
+    """The repository's HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def print_json(obj) -> None:
+    """One JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj) + "\n")

@@ -1,0 +1,143 @@
+"""One simulation of one method at one level, and its per-mode summary (the engine of `dynamics.simulate`).
+
+Levels: `reduced` (sympy per-mode ODE, one independent system per mode, vmapped), `matrix` (matrix ODE from a
+random start), `sgd` (sampled-data SGD from the same start). Matrix-level modes are the eigenvalues `s` of
+`W W^T` (descending) with `p`, `g` the Rayleigh quotients of `Wp`, `Wg` on their eigenvectors; a mode is
+collapsed when `s < s_tol`. Each mode's `fixed_point` is the stable non-collapsed fixed point of its data
+mode (`dynamics.analysis`), None past the mode's threshold; at the matrix level they are sorted by `s` like
+the final eigenvalues (a mode that starts in the collapse basin can still collapse below threshold).
+
+Public API
+- `SimConfig` (frozen dataclass: every resolved setting), `simulate_method(cfg, name, progress=None)`
+  -> `(arrays: dict of np.ndarray, result: dict)`, `predicted_modes(cfg, name)`.
+"""
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dynamics.analysis import ANALYSED_METHODS, fixed_points
+from dynamics.matrix_ode import init_state, mode_summary, solve
+from dynamics.methods import Hyper, get_method
+from dynamics.moments import anisotropic, expected_moments
+from dynamics.reduced import Params, integrate, state_names
+from dynamics.sgd import run_sgd
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Resolved settings of a simulate run (saved beside its results)."""
+
+    level: str
+    lambdas: tuple
+    sigma2s: tuple
+    wd: float
+    t_max: float
+    n_save: int = 201
+    alpha_p: float = 1.0
+    alpha_g: float = 1.0
+    lam: float = 1.0
+    beta: float = 0.4
+    tau: float = 1.0
+    eps: float = 0.01
+    rho: float = 0.3
+    s_tol: float = 1e-6
+    p0: tuple = ()
+    s0: tuple = ()
+    g0: tuple = ()
+    seed: int = 0
+    w_scale: float = 1.0
+    lr: float = 0.01
+    batch: int = 256
+
+    def hyper(self) -> Hyper:
+        return Hyper(eta=self.wd, alpha_p=self.alpha_p, alpha_g=self.alpha_g, lam=self.lam, beta=self.beta,
+                     rho=self.rho, eps=self.eps)
+
+    def params(self, name: str) -> list:
+        """Per-mode reduced parameters; tau is the fixed target scale except for byol / xphinet."""
+        tau = 1.0 if name in ("byol", "xphinet") else self.tau
+        return [Params(self.wd, self.alpha_p, self.alpha_g, self.lam, self.beta, lj, s2, tau)
+                for lj, s2 in zip(self.lambdas, self.sigma2s)]
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+
+def predicted_modes(cfg: SimConfig, name: str) -> list | None:
+    """Per data mode, the stable non-collapsed fixed point (dict) or None (collapse); None for methods
+    without a fixed-point analysis (the setters DirectPred / DirectCopy, the ablations)."""
+    if name not in ANALYSED_METHODS:
+        return None
+    out = []
+    for params in cfg.params(name):
+        stable = [fp.state for fp in fixed_points(name, params) if fp.stable and fp.state["s"] > 0]
+        out.append(stable[-1] if stable else None)
+    return out
+
+
+def _reduced(cfg: SimConfig, name: str, ts) -> dict:
+    ratio = (cfg.tau,) * len(cfg.s0)
+    init = {"p": cfg.p0, "s": cfg.s0, "g": cfg.g0, "tau": ratio, "tau_m": ratio}
+    names = state_names(name)
+    y0 = jnp.array([[init[n][j] for n in names] for j in range(len(cfg.s0))])
+    params = Params(*(jnp.array(v) for v in zip(*cfg.params(name))))
+    ys = jax.vmap(lambda y, p: integrate(name, y, p, ts))(y0, params)  # (modes, T, n_states)
+    return {n: np.asarray(ys[:, :, k]).T for k, n in enumerate(names)}  # each (T, modes)
+
+
+def _matrix(cfg: SimConfig, name: str, ts, progress) -> dict:
+    method, hp = get_method(name), cfg.hyper()
+    spectrum = anisotropic(cfg.lambdas, cfg.sigma2s)
+    C = expected_moments(spectrum)
+    st0 = init_state(jax.random.PRNGKey(cfg.seed), method, spectrum.dim, w_scale=cfg.w_scale, p0=cfg.p0[0],
+                     g0=cfg.g0[0], tau=cfg.tau)
+    if cfg.level == "matrix":
+        traj = solve(method, hp, C, st0, ts, rtol=1e-9, atol=1e-12)
+    else:
+        traj = _sgd(cfg, method, hp, spectrum, st0, len(ts) - 1, progress)
+    states = [{k: v[i] for k, v in traj.items() if k in method.matrices} for i in range(len(ts))]
+    modes = jax.vmap(lambda st: mode_summary(method, st, C, hp))(
+        jax.tree_util.tree_map(lambda *a: jnp.stack(a), *states))
+    final = {k: np.asarray(v[-1]) for k, v in traj.items()}
+    return {**{k: np.asarray(v) for k, v in modes.items()}, **{f"final_{k}": v for k, v in final.items()}}
+
+
+def _sgd(cfg, method, hp, spectrum, st0, n_records, progress):
+    steps_per_record = max(1, int(round(cfg.t_max / cfg.lr / n_records)))
+    key, state, chunks = jax.random.PRNGKey(cfg.seed + 1), dict(st0), []
+    for r in range(0, n_records, 10):
+        n = min(10, n_records - r)
+        _, traj = run_sgd(method, hp, spectrum, state, key, lr=cfg.lr, n_steps=n * steps_per_record,
+                          batch=cfg.batch or None, record_every=steps_per_record,
+                          start_step=r * steps_per_record)
+        chunks.append(traj if r == 0 else {k: v[1:] for k, v in traj.items()})
+        state = {k: v[-1] for k, v in traj.items()}
+        if progress is not None:
+            progress(n)
+    return {k: jnp.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def simulate_method(cfg: SimConfig, name: str, progress=None):
+    """Run one method; returns `(arrays, result)`: time series per mode (T, modes) and the JSON summary."""
+    ts = np.linspace(0.0, cfg.t_max, cfg.n_save)
+    arrays = _reduced(cfg, name, ts) if cfg.level == "reduced" else _matrix(cfg, name, ts, progress)
+    if cfg.level == "sgd":
+        ts = cfg.lr * int(round(cfg.t_max / cfg.lr / (cfg.n_save - 1))) * np.arange(cfg.n_save)
+    arrays["ts"] = ts
+    pred = predicted_modes(cfg, name)
+    if pred is not None and cfg.level != "reduced":  # match sorted predictions to sorted eigenvalues
+        pred = sorted(pred, key=lambda fp: 0.0 if fp is None else -fp["s"])
+    keys = [k for k in ("p", "g", "s") if k in arrays]
+    modes = []
+    for j in range(arrays["s"].shape[1]):
+        mode = {f"{k}0": float(arrays[k][0, j]) for k in keys}
+        mode.update({k: float(arrays[k][-1, j]) for k in keys})
+        mode["collapsed"] = bool(arrays["s"][-1, j] < cfg.s_tol)
+        if pred is not None:
+            mode["fixed_point"] = None if pred[j] is None else {k: pred[j][k] for k in keys}
+        modes.append(mode)
+    result = {"method": name, "level": cfg.level, "surviving": sum(not m["collapsed"] for m in modes),
+              "modes": modes}
+    return arrays, result

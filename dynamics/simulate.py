@@ -1,0 +1,191 @@
+"""`python -m dynamics.simulate`: run methods on a spectrum, report which modes survive.
+
+    python -m dynamics.simulate --wd 5e-4            # every method, matrix ODE, default spectrum
+    python -m dynamics.simulate --method simsiam --level reduced --p0 0.06,0.05 --s0 0.0036,0.0025 \\
+        --sigma2 0.5 --wd 0.05 --t-max 2000 --json
+
+Writes `<method>.npz` (per-mode time series `ts`, `s`, `p`, `g`, ...; final matrices at matrix/sgd level),
+`<method>.json`, `summary.json` (resolved config, git SHA, results) and `modes.png` to
+`runs/simulate/<--name or timestamp>/` (or `--out`); re-running into the same folder with the same config
+reuses the methods already finished. Prints a per-method table, or with `--json` one JSON object: for one
+method `{method, level, surviving, modes: [{p0, s0, p, s, collapsed, ...}], config, out_dir}`, for several
+`{runs: [...], config, out_dir}`. Spectrum: `--lambdas` (data eigenvalues) with `--sigma2` (one value or
+one per mode); `--sigma2` alone means X = I; neither means the default anisotropic spectrum.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from dynamics._cli import Parser, git_sha, number, number_list, print_json, same_lengths
+from dynamics.methods import DEFAULT_METHODS, METHODS
+from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
+from dynamics.reduced import REDUCED_METHODS
+from dynamics.runs import SimConfig, simulate_method
+
+LEVELS = ("reduced", "matrix", "sgd")
+
+
+def build_parser() -> Parser:
+    ap = Parser(prog="python -m dynamics.simulate", description=__doc__.split("\n\n")[0])
+    add = ap.add_argument
+    add("--method", default=None, help=f"comma list of {', '.join(METHODS)} (default: the six methods)")
+    add("--level", choices=LEVELS, default="matrix")
+    add("--wd", type=number(0.0), default=5e-4, help="weight decay eta (5e-4)")
+    add("--lambdas", type=number_list(0.0, strict=True), default=None, help="data eigenvalues, comma list")
+    add("--sigma2", type=number_list(0.0), default=None, help="augmentation variance(s)")
+    add("--t-max", type=number(0.0, strict=True), default=None, help="horizon (default 20 / wd, or 1000)")
+    add("--n-save", type=number(2, integer=True), default=201, help="saved time points (201)")
+    for flag, default, low, strict in (("--alpha-p", 1.0, 0.0, True), ("--alpha-g", 1.0, 0.0, True),
+                                       ("--lam", 1.0, 0.0, False), ("--beta", 0.4, 0.0, False),
+                                       ("--eps", 0.01, 0.0, False), ("--s-tol", 1e-6, 0.0, True),
+                                       ("--tau", 1.0, 0.0, True)):
+        add(flag, type=number(low, strict=strict), default=default, help=f"({default:g})")
+    add("--rho", type=number(0.0), default=0.3, help="DirectPred EMA of F, per SGD step (0.3)")
+    add("--p0", type=number_list(), default=None, help="reduced level: initial p per mode (0.5)")
+    add("--s0", type=number_list(0.0), default=None, help="reduced level: initial s per mode (0.25)")
+    add("--g0", type=number_list(), default=None, help="reduced level: initial g per mode (0.5)")
+    add("--dim", type=number(1, integer=True), default=None, help="matrix/sgd level: dimension")
+    add("--seed", type=number(0, integer=True), default=None, help="matrix/sgd level: seed (0)")
+    add("--lr", type=number(0.0, strict=True), default=None, help="sgd level: learning rate (0.01)")
+    add("--batch", type=number(0, integer=True), default=None, help="sgd level: batch, 0 = exact (256)")
+    add("--name", default=None, help="output folder name under runs/simulate (default: a timestamp)")
+    add("--out", default=None, help="output folder (overrides --name)")
+    add("--json", action="store_true", help="print one JSON object instead of the table")
+    add("--no-plot", action="store_true", help="skip modes.png")
+    return ap
+
+
+def _methods(ap: Parser, args) -> tuple:
+    names = DEFAULT_METHODS if args.method is None else tuple(args.method.split(","))
+    for name in names:
+        if name not in METHODS:
+            ap.error(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+        if args.level == "reduced" and name not in REDUCED_METHODS and args.method is not None:
+            ap.error(f"--level reduced has no per-mode system for {name!r}; allowed: "
+                     f"{', '.join(REDUCED_METHODS)} (use --level matrix)")
+    if args.level == "reduced" and args.method is None:
+        names = tuple(n for n in names if n in REDUCED_METHODS)
+        sys.stderr.write("note: directpred, directcopy have no per-mode reduced system; skipped\n")
+    return names
+
+
+def _level_options(ap: Parser, args) -> None:
+    own = {"reduced": ("p0", "s0", "g0"), "matrix": ("dim", "seed"), "sgd": ("dim", "seed", "lr", "batch")}
+    for fields in own.values():
+        for field in fields:
+            if getattr(args, field) is not None and field not in own[args.level]:
+                ap.error(f"--{field.replace('_', '-')} does not apply to --level {args.level}; "
+                         f"allowed with --level {', '.join(k for k, v in own.items() if field in v)}")
+
+
+def _spectrum(ap: Parser, args) -> tuple:
+    """(lambdas, sigma2s) as tuples of equal length."""
+    lists = {"--lambdas": args.lambdas, "--sigma2": args.sigma2}
+    if args.level == "reduced":
+        lists.update({"--p0": args.p0, "--s0": args.s0, "--g0": args.g0})
+    n = same_lengths(ap, lists)
+    if args.lambdas is None and args.sigma2 is None:
+        lambdas, sigma2 = list(DEFAULT_LAMBDAS), [DEFAULT_SIGMA2]
+        if n not in (1, len(lambdas)):
+            ap.error(f"per-mode lists have {n} entries but the default spectrum has {len(lambdas)} modes; "
+                     "allowed: give --lambdas or --sigma2")
+    else:
+        dim = args.dim if args.level != "reduced" and args.dim is not None else 8
+        lambdas = args.lambdas or [1.0] * (n if n > 1 or args.level == "reduced" else dim)
+        sigma2 = args.sigma2 or [DEFAULT_SIGMA2]
+    n = len(lambdas)
+    if args.level != "reduced" and args.dim is not None and args.dim != n:
+        ap.error(f"--dim {args.dim} does not match the {n} modes of the spectrum; allowed: --dim {n}")
+    return tuple(lambdas), tuple(sigma2 * n if len(sigma2) == 1 else sigma2)
+
+
+def resolve(ap: Parser, args) -> tuple:
+    """(method names, SimConfig) from the arguments, or a one-line parser error."""
+    _level_options(ap, args)
+    names = _methods(ap, args)
+    lambdas, sigma2s = _spectrum(ap, args)
+    n = len(lambdas)
+    if args.tau != 1.0 and args.level != "reduced" and any(m not in ("byol", "xphinet") for m in names):
+        ap.error(f"--tau {args.tau:g} at --level {args.level} applies only to byol, xphinet (initial EMA "
+                 "ratio); allowed: --tau 1 here, or --level reduced")
+    if args.rho > 1:
+        ap.error(f"--rho {args.rho:g} is out of range; allowed: 0 <= rho <= 1")
+    per_mode = lambda v, d: tuple(v * n if len(v) == 1 else v) if v is not None else (d,) * n
+    t_max = args.t_max if args.t_max is not None else (20.0 / args.wd if args.wd > 0 else 1000.0)
+    cfg = SimConfig(level=args.level, lambdas=lambdas, sigma2s=sigma2s, wd=args.wd, t_max=t_max,
+                    n_save=args.n_save, alpha_p=args.alpha_p, alpha_g=args.alpha_g, lam=args.lam,
+                    beta=args.beta, tau=args.tau, eps=args.eps, rho=args.rho, s_tol=args.s_tol,
+                    p0=per_mode(args.p0, 0.5), s0=per_mode(args.s0, 0.25), g0=per_mode(args.g0, 0.5),
+                    seed=args.seed or 0, lr=args.lr or 0.01, batch=256 if args.batch is None else args.batch)
+    return names, cfg
+
+
+def _out_dir(ap: Parser, args, config: dict) -> Path:
+    name = args.name or time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs/simulate") / name
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "config.json"
+    if saved.exists() and json.loads(saved.read_text())["sim"] != config["sim"]:
+        ap.error(f"output folder {out} holds a run with another config; allowed: a new --name or --out")
+    saved.write_text(json.dumps(config, indent=1))
+    return out
+
+
+def _run_all(names, cfg: SimConfig, out: Path, quiet: bool) -> tuple:
+    arrays, results = {}, []
+    for name in tqdm(names, desc="methods", disable=quiet or None, file=sys.stderr):
+        npz, js = out / f"{name}.npz", out / f"{name}.json"
+        if npz.exists() and js.exists():  # finished in an earlier, interrupted run with this config
+            arrays[name], result = dict(np.load(npz)), json.loads(js.read_text())
+        else:
+            with jax.enable_x64(True):
+                arrays[name], result = simulate_method(cfg, name)
+            np.savez(npz, **arrays[name])
+            js.write_text(json.dumps(result, indent=1))
+        results.append(result)
+    return arrays, results
+
+
+def print_table(cfg: SimConfig, results: list) -> None:
+    print(f"level {cfg.level}, wd {cfg.wd:g}, t_max {cfg.t_max:g}, lambdas {list(cfg.lambdas)}, "
+          f"sigma2 {list(cfg.sigma2s)}")
+    for res in results:
+        print(f"\n{res['method']}: {res['surviving']}/{len(res['modes'])} modes surviving")
+        print(f"  {'mode':>4} {'s final':>11} {'s*':>11} {'p final':>9} {'p*':>9}  collapsed")
+        for j, m in enumerate(res["modes"]):
+            pred = m.get("fixed_point", "n/a")
+            sp, pp = (("n/a", "n/a") if pred == "n/a" else ("0", "0") if pred is None
+                      else (f"{pred['s']:.4e}", f"{pred['p']:.4f}"))
+            p = f"{m['p']:.4f}" if "p" in m else "-"
+            print(f"  {j:>4} {m['s']:>11.4e} {sp:>11} {p:>9} {pp:>9}  {m['collapsed']}")
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    names, cfg = resolve(ap, args)
+    config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": git_sha(), "argv": sys.argv[1:]}
+    out = _out_dir(ap, args, config)
+    start = time.perf_counter()
+    arrays, results = _run_all(names, cfg, out, args.json)
+    summary = {"config": config, "out_dir": str(out), "wall_s": time.perf_counter() - start, "runs": results}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if not args.no_plot:
+        from dynamics._plot import plot_modes
+
+        plot_modes(cfg, arrays, results, out / "modes.png")
+    if args.json:
+        print_json({**results[0], "config": config, "out_dir": str(out)} if len(results) == 1
+                   else {"runs": results, "config": config, "out_dir": str(out)})
+    else:
+        print_table(cfg, results)
+        print(f"\nwrote {out}/ (summary.json, <method>.npz{'' if args.no_plot else ', modes.png'})")
+
+
+if __name__ == "__main__":
+    main()
