@@ -69,8 +69,7 @@ def _methods(ap: Parser, args) -> tuple:
             ap.error(f"--level reduced has no per-mode system for {name!r}; allowed: "
                      f"{', '.join(REDUCED_METHODS)} (use --level matrix)")
     if args.level == "reduced" and args.method is None:
-        names = tuple(n for n in names if n in REDUCED_METHODS)
-        sys.stderr.write("note: directpred, directcopy have no per-mode reduced system; skipped\n")
+        names = tuple(n for n in names if n in REDUCED_METHODS)  # main() says so, after validation
     return names
 
 
@@ -169,6 +168,8 @@ def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
     names, cfg = resolve(ap, args)
+    if args.level == "reduced" and args.method is None:
+        sys.stderr.write("note: directpred, directcopy have no per-mode reduced system; skipped\n")
     config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": git_sha(), "argv": sys.argv[1:]}
     out = _out_dir(ap, args, config)
     start = time.perf_counter()

@@ -1,0 +1,90 @@
+"""The command-line contract of README.md, in subprocesses: JSON fields, numbers, and one-line errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def _run(module, *args, cwd=None):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_analyze_json_contract_with_tian21_numbers():
+    proc = _run("dynamics.analyze", "--method", "simsiam", "--sigma2", "0.5", "--tau", "1", "--alpha-p", "1",
+                "--wd", "0.05", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["collapse_wd"] == pytest.approx(1 / 6, rel=1e-12)
+    fps = out["fixed_points"]
+    assert [fp["p"] for fp in fps] == pytest.approx([0.0, 0.054447, 0.612220], abs=5e-7)
+    assert [fp["stable"] for fp in fps] == [True, False, True]
+    for fp in fps:
+        assert set(fp) == {"p", "s", "eigenvalues", "stable"}
+        assert fp["eigenvalues"] == sorted(fp["eigenvalues"])
+    # at p_+: {-p_+ sqrt(tau^2 - 4 eta c), -2 eta} = {-0.612220 sqrt(0.7), -0.1}
+    assert fps[2]["eigenvalues"] == pytest.approx([-0.612220 * np.sqrt(0.7), -0.1], abs=1e-6)
+
+
+def test_analyze_phinet_reports_g_and_a_higher_threshold():
+    out = json.loads(_run("dynamics.analyze", "--method", "phinet", "--sigma2", "0.5", "--wd", "0.05",
+                          "--lam", "1", "--alpha-g", "1", "--json").stdout)
+    assert out["collapse_wd"] == pytest.approx(0.2558536, rel=1e-6)
+    assert all("g" in fp for fp in out["fixed_points"])
+
+
+def test_simulate_reduced_json_contract(tmp_path):
+    # p0 = 0.06 starts above the saddle p_- = 0.054447 (on the parabola s = p^2): survives at p_+;
+    # p0 = 0.05 starts below it: collapses.
+    proc = _run("dynamics.simulate", "--method", "simsiam", "--level", "reduced", "--p0", "0.06,0.05",
+                "--s0", "0.0036,0.0025", "--sigma2", "0.5", "--wd", "0.05", "--t-max", "2000", "--json",
+                "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    modes = json.loads(proc.stdout)["modes"]
+    assert [(m["p0"], m["s0"]) for m in modes] == [(0.06, 0.0036), (0.05, 0.0025)]
+    assert [m["collapsed"] for m in modes] == [False, True]
+    assert (modes[0]["p"], modes[0]["s"]) == pytest.approx((0.612220, 0.612220**2), abs=1e-6)
+    assert abs(modes[1]["p"]) < 1e-9 and modes[1]["s"] < 1e-9
+    for name in ("config.json", "summary.json", "simsiam.npz", "modes.png"):
+        assert (tmp_path / "run" / name).exists()
+
+
+@pytest.mark.parametrize("level", ["matrix", "sgd"])
+def test_simulate_matrix_and_sgd_levels_report_modes_from_the_eigendecomposition(tmp_path, level):
+    # Isotropic sigma2 = 0.5, wd = 0.05: every mode that survives sits at p_+ = 0.612220, s = p_+^2.
+    extra = ["--lr", "0.05", "--batch", "0"] if level == "sgd" else []
+    proc = _run("dynamics.simulate", "--method", "simsiam", "--level", level, "--dim", "3", "--seed", "1",
+                "--sigma2", "0.5", "--wd", "0.05", "--t-max", "300", "--json", "--no-plot",
+                "--out", str(tmp_path / level), *extra)
+    assert proc.returncode == 0, proc.stderr
+    modes = json.loads(proc.stdout)["modes"]
+    assert len(modes) == 3 and all({"p0", "s0", "p", "s", "collapsed"} <= set(m) for m in modes)
+    tol = 1e-6 if level == "matrix" else 0.02  # sgd: Euler error O(lr) at lr = 0.05
+    for m in modes:
+        assert m["collapsed"] or (m["p"], m["s"]) == pytest.approx((0.612220, 0.374813), abs=tol)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["dynamics.analyze", "--method", "nope"], "'nope'"),
+    (["dynamics.analyze", "--method", "simsiam", "--wd", "-0.1"], "'-0.1'"),
+    (["dynamics.analyze", "--method", "simsiam", "--sigma2", "-1"], "'-1'"),
+    (["dynamics.analyze", "--method", "simsiam", "--sigma2", "abc"], "'abc' is not a number"),
+    (["dynamics.analyze", "--method", "simsiam", "--lam", "2"], "--lam"),
+    (["dynamics.simulate", "--method", "nope"], "'nope'"),
+    (["dynamics.simulate", "--wd", "-1"], "'-1'"),
+    (["dynamics.simulate", "--sigma2", "-0.5"], "'-0.5'"),
+    (["dynamics.simulate", "--level", "reduced", "--p0", "0.1,0.2", "--s0", "0.1,0.2,0.3", "--sigma2", "0.5"],
+     "different lengths"),
+    (["dynamics.simulate", "--level", "reduced", "--p0", "0.1,x"], "'x' is not a number"),
+    (["dynamics.simulate", "--level", "matrix", "--p0", "0.1"], "--p0"),
+    (["dynamics.simulate", "--level", "reduced", "--method", "directpred"], "directpred"),
+])
+def test_bad_input_exits_2_with_one_line_naming_the_value(args, needle, tmp_path):
+    proc = _run(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert "allowed" in lines[0] or "choose from" in lines[0], lines
+    assert proc.stdout == "" and not (tmp_path / "runs").exists()
