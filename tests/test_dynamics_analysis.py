@@ -1,11 +1,12 @@
 """Fixed points, Jacobian eigenvalues and collapse thresholds against THEORY.md section 3 (Tian21)."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy as sp
 
 from dynamics.analysis import collapse_wd, fixed_points, simsiam_eigenvalues, simsiam_fixed_points
-from dynamics.reduced import Params, derive, integrate, reduced_field, state_names
+from dynamics.reduced import Params, collapsed, derive, integrate, reduced_field, state_names
 
 ISO = Params(eta=0.05, sigma2=0.5, tau=1.0, alpha_p=1.0)
 
@@ -103,3 +104,17 @@ def test_threshold_separates_survival_from_collapse_in_the_ode(x64, name, factor
     ys = integrate(name, y0, ISO._replace(eta=factor * threshold), jnp.array([0.0, 4000.0]))
     s = ys[-1, state_names(name).index("s")]
     assert (s > 1e-2) == survives and (s < 1e-6) == (not survives)
+
+
+def test_integrate_and_collapsed_vmap_over_parameters_and_agree_with_the_threshold(x64):
+    # The phase-diagram path: vmap the reduced integrator over (eta, lambda_j); classify the final states.
+    # From p0 = 0.6, s0 = 0.36 (above every saddle here) a mode survives iff eta < l^2 / (4 (l + 0.5)),
+    # grid points are kept >= 10% away from the boundary so t = 3000 settles them.
+    etas, lams = jnp.array([0.02, 0.05, 0.1, 0.2]), jnp.array([1.0, 0.6, 0.35])
+    E, L = (a.ravel() for a in jnp.meshgrid(etas, lams))
+    one = jnp.ones_like(E)
+    params = Params(eta=E, sigma2=0.5 * one, lambda_j=L, alpha_p=one, alpha_g=one, lam=one, beta=one, tau=one)
+    ys = jax.vmap(lambda p: integrate("simsiam", jnp.array([0.6, 0.36]), p, jnp.array([0.0, 3000.0])))(params)
+    thresholds = L**2 / (4 * (L + 0.5))
+    assert np.all(np.abs(E / thresholds - 1) > 0.1)
+    assert np.array_equal(np.asarray(collapsed("simsiam", ys[:, -1])), np.asarray(E > thresholds))
