@@ -46,7 +46,7 @@ class Config:
     dp_eps: float = _f(0.1, "DirectPred / DirectCopy eps")
     dp_freq: int = _f(1, "set the DirectPred / DirectCopy predictor every freq steps")
     epochs: int = _f(2, "training epochs")
-    batch_size: int = _f(256, "global batch size (split over local devices)")
+    batch_size: int = _f(64, "global batch size (split over local devices)")
     optimizer: str = _f("sgd", "optimizer", ("sgd", "lars"))
     lr: float = _f(0.1, "base learning rate per 256 images (peak lr = lr * batch / 256)")
     momentum: float = _f(0.9, "SGD / LARS momentum")

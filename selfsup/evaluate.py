@@ -56,7 +56,7 @@ def embed(config, info, params, stats, images, *, batch_size: int = 500):
 
 
 def _unit(x):
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # no gradients taken here
 
 
 @partial(jax.jit, static_argnames=("k", "num_classes"))

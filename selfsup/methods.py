@@ -31,10 +31,13 @@ import jax
 import jax.numpy as jnp
 
 
+def unit(x, eps=1e-12):
+    """x / max(||x||, eps) along the last axis, with a finite gradient at x = 0 (norm's is NaN there)."""
+    return x * jax.lax.rsqrt(jnp.maximum((x * x).sum(-1, keepdims=True), eps * eps))
+
+
 def _cos(p, z):
-    p = p / jnp.maximum(jnp.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
-    z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
-    return (p * z).sum(-1)
+    return (unit(p) * unit(z)).sum(-1)
 
 
 def neg_cos(p, z):

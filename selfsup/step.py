@@ -163,5 +163,4 @@ def optax_apply(params, updates):
 
 
 def _std_unit(z):
-    z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
-    return z.std(0).mean()
+    return methods.unit(z).std(0).mean()
