@@ -72,8 +72,8 @@ class Config:
 
     @classmethod
     def smoke(cls, **overrides) -> Config:
-        small = dict(max_images=512, width=8, proj_hidden=64, proj_dim=32, batch_size=64, epochs=1,
-                     knn_k=20, linear_probe=False, log_every=4, progress=False)
+        small = dict(max_images=512, width=8, proj_hidden=64, proj_dim=32, pred_hidden=16, batch_size=64,
+                     epochs=1, knn_k=20, linear_probe=False, log_every=4, progress=False)
         return cls(**{**small, **overrides})
 
     def replace(self, **kw) -> Config:

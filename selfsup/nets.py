@@ -8,7 +8,8 @@ pool; feature size 4w. Sized for CPU tests.
 64-128-256-512, global average pool); 11,168,832 parameters, feature size 512.
 ``Projector(hidden, out, layers)``: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine
 (SimSiam's reference code).
-``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias); ``LinearPredictor(out)``:
+``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias initialised as in PyTorch,
+U(-/+ 1/sqrt(hidden)), so that p is never exactly 0); ``LinearPredictor(out)``:
 bias-free ``p = Wp z``, stored as the flax kernel ``K = Wp^T`` (``p = z @ K``).
 ``Encoder(backbone, projector)``: ``f = projector o backbone``; returns ``(features, z)``.
 ``build(config) -> Nets``: the modules a config asks for (``encoder``, ``predictor``, ``ca1`` or None).
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 _BN = dict(momentum=0.9, epsilon=1e-5)
@@ -78,6 +80,12 @@ class Projector(nn.Module):
         return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, **_BN)(x)
 
 
+def _uniform_bias(fan_in: int):
+    """PyTorch's default Linear bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / fan_in ** 0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 class Predictor(nn.Module):
     hidden: int
     out: int
@@ -86,7 +94,9 @@ class Predictor(nn.Module):
     def __call__(self, x, train: bool):
         x = nn.Dense(self.hidden, use_bias=False)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
-        return nn.Dense(self.out)(x)
+        # A zero bias (flax's default) makes p exactly 0 for a sample whose hidden ReLUs are all off, and the
+        # cosine loss's gradient 1/|p| then explodes; the reference (PyTorch) code has a random bias.
+        return nn.Dense(self.out, bias_init=_uniform_bias(self.hidden))(x)
 
 
 class LinearPredictor(nn.Module):
