@@ -146,11 +146,14 @@ def test_data_parallel_step_on_two_forced_cpu_devices_matches_one_device(tmp_pat
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method, margin", [("simsiam", 0.03), ("phinet", 0.03)])
-def test_short_run_knn_accuracy_clearly_above_a_random_encoder(tmp_path, mnist, method, margin):
-    cfg = Config(method=method, epochs=2, out_dir=str(tmp_path), progress=False, linear_probe=False,
-                 eval_every=0)
+@pytest.mark.parametrize("method", ["simsiam", "phinet"])
+def test_short_run_knn_accuracy_clearly_above_a_random_encoder(tmp_path, mnist, method):
+    """2 epochs on the 4000 mnist5k training digits, width-8 convnet, seed 0; kNN (k=200) on the 1000 test
+    digits. Measured: random encoder 0.425, SimSiam 0.523, PhiNet 0.521; half that margin is asserted."""
+    cfg = Config(method=method, epochs=2, width=8, proj_hidden=128, proj_dim=64, lr=0.3,
+                 out_dir=str(tmp_path), progress=False, linear_probe=False, eval_every=0)
     rnd = init_state(cfg, jax.random.key(cfg.seed), mnist.info)
     base = ev.evaluate(cfg, mnist.info, rnd.params["encoder"], rnd.batch_stats["encoder"], mnist, probe=False)
     _, summary = train(cfg, dataset=mnist)
-    assert summary["knn_acc"] > base["knn_acc"] + margin, (summary["knn_acc"], base["knn_acc"])
+    assert base["knn_acc"] == pytest.approx(0.425, abs=0.02)
+    assert summary["knn_acc"] > base["knn_acc"] + 0.05, (summary["knn_acc"], base["knn_acc"])
