@@ -1,0 +1,9 @@
+"""selfsup.continual: class-incremental continual and online self-supervised learning.
+
+Modules (import them directly; nothing happens at import time): ``splits`` (class splits into tasks),
+``metrics`` (accuracy matrix R: average accuracy, forgetting, backward transfer), ``distill`` (CaSSLe
+predictive distillation and residual momentum as step extensions), ``step`` (the trainer's step with those
+terms), ``config`` (``ContinualConfig``), ``evaluation`` (per-task kNN / linear probe), ``continual``
+(``run_continual``, the task loop with resume), ``online`` (``run_online``, one pass over a stream),
+``compare`` (the method x CaSSLe comparison table), ``plots``; CLI ``python -m selfsup.continual``.
+"""

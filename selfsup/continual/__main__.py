@@ -1,0 +1,44 @@
+"""CLI: ``python -m selfsup.continual --method xphinet --dataset mnist5k --tasks 5 [--cassle] [--resume]``.
+
+Prints one JSON object (average accuracy, forgetting and R for kNN and linear probe, run folder); bad flags
+exit with status 2 and one line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from selfsup.continual.config import ContinualConfig, add_flags, from_args
+
+
+def main(argv=None) -> dict:
+    from selfsup.continual.continual import run_continual
+    from selfsup.train import NonFiniteLossError
+    parser = argparse.ArgumentParser(prog="python -m selfsup.continual",
+                                     description="Class-incremental continual self-supervised learning.")
+    parser.add_argument("--smoke", action="store_true", help="start from the tiny ContinualConfig.smoke()")
+    parser.add_argument("--resume", action="store_true", help="continue after the last finished task")
+    ns, _ = parser.parse_known_args(argv)
+    defaults = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
+    add_flags(parser, defaults)
+    ns = parser.parse_args(argv)
+    try:
+        cc = from_args(ns, defaults).validate()
+        summary = run_continual(cc, resume=ns.resume)
+    except ValueError as e:  # includes DatasetError and CheckpointError
+        parser.error(str(e))
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
+                                     "run_dir")}
+    for k in ("knn", "linear"):
+        if k in summary:
+            short[k] = {m: summary[k][m] for m in ("average_accuracy", "forgetting", "R")}
+    print(json.dumps(short))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

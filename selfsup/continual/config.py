@@ -1,0 +1,109 @@
+"""The continual / online experiment config: the trainer's ``Config`` plus the continual options.
+
+Public API
+----------
+``ContinualConfig(train, tasks, split_seed, cassle, lam_d, distill_hidden, lam_r, eval_init)``, frozen;
+``train.epochs`` is the number of epochs per task. ``ContinualConfig.smoke(**kw)``: a tiny variant (keys of
+``Config`` go to ``train``). ``validate()`` raises ``ValueError`` naming the bad value.
+``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 10 epochs per task of 800 mnist5k
+images = 120 steps per task, width-32 convnet, batch 64, lr 0.1 x 64/256, kNN k = 200).
+``add_flags(parser, defaults)`` / ``from_args(ns, defaults)``: one ``--flag`` per field of ``Config`` and of
+``ContinualConfig`` (bools as ``--x/--no-x``), defaults (and help) from ``defaults``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+from selfsup import methods
+from selfsup.config import Config
+
+DEFAULT_TRAIN = Config(epochs=10, out_dir="runs/continual")
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    train: Config = _f(DEFAULT_TRAIN, "trainer config (epochs = epochs per task)")
+    tasks: int = _f(5, "number of class-incremental tasks T")
+    split_seed: int = _f(0, "seed of the class split (fixed across training seeds)")
+    cassle: bool = _f(False, "CaSSLe predictive distillation from task 2 on")
+    lam_d: float = _f(1.0, "CaSSLe weight lam_d")
+    distill_hidden: int = _f(512, "hidden width of the distillation predictor g_d (CaSSLe: 2048)")
+    lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
+    eval_init: bool = _f(True, "also evaluate the untrained encoder (row R_init)")
+
+    @classmethod
+    def smoke(cls, **kw) -> ContinualConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        own = {k: v for k, v in kw.items() if k in names}
+        rest = {k: v for k, v in kw.items() if k not in names}
+        train = Config.smoke(**{"out_dir": "runs/continual", **rest})
+        return cls(train=train, **{"tasks": 2, "distill_hidden": 32, **own})
+
+    def replace(self, **kw) -> ContinualConfig:
+        return dataclasses.replace(self, **kw)
+
+    @property
+    def lam_d_used(self) -> float:
+        return self.lam_d if self.cassle else 0.0
+
+    @property
+    def name(self) -> str:
+        t = self.train
+        tags = ("-cassle" if self.cassle else "") + (f"-rm{self.lam_r:g}" if self.lam_r else "")
+        return t.run_name or f"{t.method}{tags}-{t.dataset}-T{self.tasks}-e{t.epochs}-s{t.seed}"
+
+    def validate(self) -> ContinualConfig:
+        self.train.validate()
+        if self.tasks < 1:
+            raise ValueError(f"tasks={self.tasks} is invalid: must be >= 1")
+        if self.lam_d < 0:
+            raise ValueError(f"lam_d={self.lam_d} is invalid: must be >= 0")
+        if self.distill_hidden < 1:
+            raise ValueError(f"distill_hidden={self.distill_hidden} is invalid: must be >= 1")
+        check_lam_r(self.lam_r, self.train.method)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _fields(defaults):
+    for f in dataclasses.fields(Config):
+        yield f, getattr(defaults.train, f.name)
+    for f in dataclasses.fields(defaults):
+        if f.name != "train":
+            yield f, getattr(defaults, f.name)
+
+
+def add_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Flags for ``defaults`` (a ``ContinualConfig`` or any frozen dataclass with a ``train: Config``)."""
+    for f, default in _fields(defaults):
+        flag = "--" + f.name.replace("_", "-")
+        kw = dict(default=default, help=f"{f.metadata['help']} (default: {default})")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        else:
+            typ = {"int": int, "float": float, "str": str}[str(f.type)]
+            parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+
+
+def from_args(ns: argparse.Namespace, defaults):
+    train = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Config)}
+    rest = {f.name: getattr(ns, f.name) for f in dataclasses.fields(defaults) if f.name != "train"}
+    return dataclasses.replace(defaults, train=defaults.train.replace(**train), **rest)
+
+
+def check_lam_r(lam_r: float, method: str) -> None:
+    """Residual momentum needs a momentum (EMA) encoder; raise naming the methods that have one."""
+    if lam_r < 0:
+        raise ValueError(f"lam_r={lam_r} is invalid: must be >= 0")
+    if lam_r and not methods.METHODS[method].uses_ema:
+        have = sorted(n for n, m in methods.METHODS.items() if m.uses_ema)
+        raise ValueError(f"lam_r={lam_r} needs a momentum encoder, which method={method!r} has not "
+                         f"(methods with one: {have})")

@@ -1,0 +1,150 @@
+"""CaSSLe predictive distillation and residual momentum, as extensions of the training step.
+
+An ``Extension`` adds a loss term to a method's loss without touching the method:
+``targets(net, state, extra, x1, x2) -> dict`` computes stop-gradient arrays from the two views (added to
+the loss's dict ``o``), and ``loss(params, stats, o) -> (term, aux, stats)`` returns the weighted term,
+metrics and updated BN statistics. Trainable extension parameters live under ``params["distill"]`` (so the
+optimizer and the gradient cover them), frozen ones in the step's ``extra`` pytree, which is an input of
+the step and never differentiated (so no gradient can reach them).
+
+Public API
+----------
+``similarity(method) -> l(p, z)``: the method's own similarity loss per sample pair, shifted by a constant
+so that perfect agreement scores 0: ``2 - 2 cos`` for BYOL-style losses, ``1 - cos = 1 + D`` otherwise
+(same gradients as ``D = -cos``).
+``cassle_term(predict, z1, z2, prev1, prev2, l) = [l(g_d(z1), sg prev1) + l(g_d(z2), sg prev2)] / 2``
+(Fini et al. 2022), ``predict`` = g_d, ``prev_i = f_prev(x_i)`` the frozen previous-task encoder+projector.
+``residual_term(z1, z2, e1, e2) = [(1 - cos(z1, sg e1)) + (1 - cos(z2, sg e2))] / 2``: Pham et al.'s
+``D(f(x), sg f_xi(x))`` between the online and the momentum encoder's projections of the same view.
+``cassle(config, *, lam_d, hidden)``, ``residual_momentum(config, *, lam_r)``: the two ``Extension`` s;
+``combine(*extensions)`` adds their terms (None entries skipped; None if nothing is left).
+``init_distill(config, key, hidden) -> (params, stats)``: a fresh g_d (Linear-BN-ReLU-Linear,
+d -> hidden -> d).
+``freeze(state) -> dict``: a copy of the current encoder (params, BN statistics) to store as
+``extra["frozen"]``; its forward pass uses batch statistics, as the EMA targets do, and the running
+averages it would update are discarded, so the frozen function never changes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from selfsup import methods, nets
+
+
+class Extension(NamedTuple):
+    targets: Callable
+    loss: Callable
+
+
+def _cos(p, z):
+    return (methods.unit(p) * methods.unit(z)).sum(-1)
+
+
+def similarity(method: methods.Method) -> Callable:
+    """l(p, z) averaged over the batch: 2 - 2 cos for BYOL's loss family, 1 - cos for D = -cos."""
+    scale = 2.0 if method.loss is methods.byol_loss else 1.0
+    return lambda p, z: scale * (1.0 - _cos(p, z).mean())
+
+
+def cassle_term(predict, z1, z2, prev1, prev2, l):
+    """[l(g_d(z1), sg prev1) + l(g_d(z2), sg prev2)] / 2."""
+    sg = jax.lax.stop_gradient
+    return 0.5 * (l(predict(z1), sg(prev1)) + l(predict(z2), sg(prev2)))
+
+
+def residual_term(z1, z2, e1, e2):
+    """[(1 - cos(z1, sg e1)) + (1 - cos(z2, sg e2))] / 2: online vs momentum encoder on the same view."""
+    sg = jax.lax.stop_gradient
+    return 1.0 - 0.5 * (_cos(z1, sg(e1)).mean() + _cos(z2, sg(e2)).mean())
+
+
+def _net(config):
+    return nets.build(config).encoder
+
+
+def distill_predictor(config, hidden: int) -> nets.Predictor:
+    return nets.Predictor(hidden, config.proj_dim)
+
+
+def init_distill(config, key, hidden: int):
+    """Parameters and BN statistics of a fresh distillation predictor g_d."""
+    v = distill_predictor(config, hidden).init(key, jnp.zeros((2, config.proj_dim)), False)
+    return v["params"], v["batch_stats"]
+
+
+def freeze(state) -> dict:
+    """Own copies of the online encoder's parameters and BN statistics (the step donates the state)."""
+    copy = lambda t: jax.tree.map(jnp.copy, t)
+    return {"params": copy(state.params["encoder"]), "stats": copy(state.batch_stats["encoder"])}
+
+
+def frozen_projections(config, frozen, x1, x2):
+    """(f_prev(x1), f_prev(x2)), stop-gradient, BN in batch mode with its updates discarded."""
+    enc, sg = _net(config), jax.lax.stop_gradient
+    fwd = lambda x: nets.apply(enc, sg(frozen["params"]), frozen["stats"], x, True)[0][1]
+    return sg(fwd(x1)), sg(fwd(x2))
+
+
+def cassle(config, *, lam_d: float, hidden: int) -> Extension:
+    """CaSSLe: lam_d * cassle_term with g_d = params["distill"] and f_prev = extra["frozen"]."""
+    method = methods.METHODS[config.method]
+    l, gd = similarity(method), distill_predictor(config, hidden)
+
+    def targets(net, state, extra, x1, x2):
+        prev1, prev2 = frozen_projections(config, extra["frozen"], x1, x2)
+        return {"prev1": prev1, "prev2": prev2}
+
+    def loss(params, stats, o):
+        s = dict(stats)
+
+        def predict(z):
+            p, s["distill"] = nets.apply(gd, params["distill"], s["distill"], z, True)
+            return p
+        term = cassle_term(predict, o["z1"], o["z2"], o["prev1"], o["prev2"], l)
+        return lam_d * term, {"distill": term}, s
+    return Extension(targets, loss)
+
+
+def residual_momentum(config, *, lam_r: float) -> Extension:
+    """lam_r * residual_term against the momentum encoder's projections of the same views."""
+    method = methods.METHODS[config.method]
+    if not method.uses_ema:
+        have = sorted(n for n, m in methods.METHODS.items() if m.uses_ema)
+        raise ValueError(f"lam_r={lam_r} needs a momentum encoder, which method={config.method!r} has not "
+                         f"(methods with one: {have})")
+
+    def targets(net, state, extra, x1, x2):
+        if method.target == "ema":  # t1, t2 already are the EMA projections of x1, x2
+            return {}
+        fwd = lambda x: nets.apply(net.encoder, state.target_params, state.target_stats, x, True)[0][1]
+        return {"e1": fwd(x1), "e2": fwd(x2)}  # BN in batch mode, running-stat updates discarded
+
+    def loss(params, stats, o):
+        e1, e2 = (o["t1"], o["t2"]) if method.target == "ema" else (o["e1"], o["e2"])
+        term = residual_term(o["z1"], o["z2"], e1, e2)
+        return lam_r * term, {"residual": term}, stats
+    return Extension(targets, loss)
+
+
+def combine(*extensions: Extension | None) -> Extension | None:
+    """One extension whose targets are the union and whose term is the sum of the given ones."""
+    exts = [e for e in extensions if e is not None]
+    if not exts:
+        return None
+    if len(exts) == 1:
+        return exts[0]
+
+    def targets(net, state, extra, x1, x2):
+        return {k: v for e in exts for k, v in e.targets(net, state, extra, x1, x2).items()}
+
+    def loss(params, stats, o):
+        total, aux = 0.0, {}
+        for e in exts:
+            term, a, stats = e.loss(params, stats, o)
+            total, aux = total + term, {**aux, **a}
+        return total, aux, stats
+    return Extension(targets, loss)

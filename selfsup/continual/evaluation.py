@@ -1,0 +1,55 @@
+"""Per-task evaluation of one encoder: kNN and linear probe over all classes, accuracy split by task.
+
+The evaluation is class-incremental: the kNN memory and the probe's training set are all labelled training
+images (every class), the classifier chooses among all classes, and task j's accuracy is the fraction of
+task j's test images classified correctly. So ``R[i, j]`` measures how well the representation after task i
+separates task j's classes from every other class; it needs no task identity at test time.
+
+Public API
+----------
+``evaluate_tasks(config, info, params, stats, dataset, split, *, probe=True) -> dict``: ``knn`` and (with
+``probe``) ``linear``: lists of T per-task accuracies; ``knn_all`` / ``linear_all``: accuracy on the whole
+test set. ``config`` is the trainer ``Config`` (architecture, ``knn_k``, ``knn_t``).
+``per_task_accuracy(pred, y, split) -> list[float]``: accuracy on the samples of each task's classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from selfsup import evaluate as ev
+from selfsup.continual import splits
+
+
+def per_task_accuracy(pred, y, split) -> list[float]:
+    pred, y = np.asarray(pred), np.asarray(y)
+    return [float((pred[i] == y[i]).mean()) for i in (splits.task_indices(y, c) for c in split)]
+
+
+def _knn_predictions(htr, ytr, hte, config, num_classes) -> np.ndarray:
+    import jax.numpy as jnp
+    k = min(config.knn_k, len(htr))
+    scores = [np.asarray(ev._knn_scores(jnp.asarray(htr), jnp.asarray(ytr), jnp.asarray(hte[i:i + 500]), k,
+                                        config.knn_t, num_classes)) for i in range(0, len(hte), 500)]
+    return np.concatenate(scores).argmax(-1)
+
+
+def _probe_predictions(htr, ytr, hte) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return clf.fit(np.asarray(htr, np.float64), ytr).predict(np.asarray(hte, np.float64))
+
+
+def evaluate_tasks(config, info, params, stats, dataset, split, *, probe: bool = True) -> dict:
+    """Per-task kNN (and linear-probe) accuracies of the backbone features."""
+    htr, _ = ev.embed(config, info, params, stats, dataset.x_train)
+    hte, _ = ev.embed(config, info, params, stats, dataset.x_test)
+    out = {}
+    preds = {"knn": _knn_predictions(htr, dataset.y_train, hte, config, dataset.num_classes)}
+    if probe:
+        preds["linear"] = _probe_predictions(htr, dataset.y_train, hte)
+    for name, pred in preds.items():
+        out[name] = per_task_accuracy(pred, dataset.y_test, split)
+        out[name + "_all"] = float((pred == dataset.y_test).mean())
+    return out

@@ -1,0 +1,181 @@
+"""Online self-supervised learning: one pass over a stream in small batches, evaluated along the way.
+
+Public API
+----------
+``OnlineConfig(train, stream, tasks, split_seed, evals, lam_r)``, frozen; ``OnlineConfig.smoke(**kw)``.
+``train.batch_size`` is the stream's batch (default 16); ``train.epochs`` must be 1 (each example is seen
+exactly once). The learning-rate and EMA-momentum schedules run over the one pass (its length is known).
+``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
+random permutation; ``tasks`` the class-incremental stream (task after task, shuffled within each task).
+``run_online(oc, *, dataset=None, resume=False, on_eval=None) -> dict``: trains ``len(order) // B`` steps;
+step s gets ``fold_in(key(seed), s)``; before the first step and after steps ``round(linspace(0, S,
+evals + 1))[1:]`` evaluates every task (``evaluation.evaluate_tasks``, kNN; the linear probe once at the end
+when ``train.linear_probe``) and checkpoints (full state + curve so far; ``resume=True`` continues there,
+bit-identically). Writes ``config.json``, ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json``
+(``seen``, ``knn_all``, per-task ``knn`` at every point, final probe) and ``curve.png`` to
+``<out_dir>/<name>/``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from selfsup import checkpoint, data
+from selfsup.config import Config
+from selfsup.continual import plots, splits
+from selfsup.continual import step as cstep
+from selfsup.continual.config import check_lam_r
+from selfsup.continual.continual import limit
+from selfsup.continual.evaluation import evaluate_tasks
+from selfsup.step import init_state
+from selfsup.train import _flush, _git_sha
+
+DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, out_dir="runs/online", log_every=25)
+STREAMS = ("iid", "tasks")
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    train: Config = _f(DEFAULT_TRAIN, "trainer config (batch_size = stream batch)")
+    stream: str = _f("iid", f"stream order, one of {STREAMS}")
+    tasks: int = _f(5, "tasks of the class-incremental stream (stream=tasks)")
+    split_seed: int = _f(0, "seed of the class split")
+    evals: int = _f(10, "evaluation points along the stream (plus one before training)")
+    lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
+
+    @classmethod
+    def smoke(cls, **kw) -> OnlineConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        train = Config.smoke(**{"batch_size": 16, "out_dir": "runs/online",
+                                **{k: v for k, v in kw.items() if k not in names}})
+        return cls(train=train, **{"evals": 2, **{k: v for k, v in kw.items() if k in names}})
+
+    @property
+    def name(self) -> str:
+        t = self.train
+        rm = f"-rm{self.lam_r:g}" if self.lam_r else ""
+        return t.run_name or f"{t.method}{rm}-{t.dataset}-{self.stream}-b{t.batch_size}-s{t.seed}"
+
+    def validate(self) -> OnlineConfig:
+        self.train.validate()
+        if self.train.epochs != 1:
+            raise ValueError(f"epochs={self.train.epochs} is invalid for online learning: must be 1 "
+                             "(one pass)")
+        if self.stream not in STREAMS:
+            raise ValueError(f"stream={self.stream!r} is invalid: must be one of {STREAMS}")
+        if self.evals < 1 or self.tasks < 1:
+            raise ValueError(f"evals={self.evals}, tasks={self.tasks} are invalid: both must be >= 1")
+        check_lam_r(self.lam_r, self.train.method)
+        return self
+
+
+def stream_order(labels, stream: str, key, split) -> np.ndarray:
+    """Indices of the training images in stream order."""
+    if stream == "iid":
+        return np.asarray(jax.random.permutation(key, len(labels)))
+    parts = [splits.task_indices(labels, c) for c in split]
+    return np.concatenate([p[np.asarray(jax.random.permutation(jax.random.fold_in(key, t), len(p)))]
+                           for t, p in enumerate(parts)])
+
+
+def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=None) -> dict:
+    """One pass over the stream; returns the summary (also written to summary.json)."""
+    oc.validate()
+    cfg, t_run = oc.train, time.perf_counter()
+    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.seed), cfg.max_images)
+    split = splits.class_split(dataset.num_classes, oc.tasks, oc.split_seed)
+    key, info = jax.random.key(cfg.seed), dataset.info
+    order = stream_order(dataset.y_train, oc.stream, jax.random.fold_in(key, 10**6), split)
+    bs = cfg.batch_size
+    n_steps = len(order) // bs
+    points = np.unique(np.round(np.linspace(0, n_steps, oc.evals + 1)).astype(int))
+    run = Path(cfg.out_dir) / oc.name
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = run / "checkpoint.msgpack"
+    state = init_state(cfg, key, info)
+    meta = {"step": 0, "curve": [], "config": dataclasses.asdict(oc)}
+    if resume:
+        state, meta = checkpoint.load(ckpt, state)
+        same = dataclasses.replace(oc, train=cfg.replace(progress=meta["config"]["train"]["progress"]))
+        if meta["config"] != dataclasses.asdict(same):
+            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
+    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(oc), "git_sha": _git_sha(),
+                                                 "split": [s.tolist() for s in split]}, indent=1))
+    log = _metrics_log(run / "metrics.jsonl", meta["step"])
+    step = cstep.make_step(cfg, info._replace(n_train=n_steps * bs), lam_r=oc.lam_r)
+
+    def evaluate(s: int, state) -> None:
+        params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
+        accs = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=False)
+        row = {"step": s, "seen": s * bs, **accs}
+        meta["curve"].append(row)
+        meta["step"] = s
+        checkpoint.save(ckpt, state, meta)
+        if on_eval is not None:
+            on_eval(row)
+
+    if not meta["curve"]:
+        evaluate(0, state)
+    bar = _bar(oc, n_steps, meta["step"])
+    buf, first = [], meta["step"]
+    for s in range(meta["step"], n_steps):
+        state, m = step(state, {}, data_batch(dataset, order, s, bs), jax.random.fold_in(key, s))
+        buf.append(m)
+        if len(buf) == cfg.log_every or s + 1 in points:
+            _flush(buf, first, s, 0, log)  # epoch 0: the one pass
+            buf, first = [], s + 1
+        bar.update(1)
+        if s + 1 in points:
+            evaluate(s + 1, state)
+    bar.close()
+    return _finish(oc, run, meta, state, dataset, split, info, time.perf_counter() - t_run)
+
+
+def _metrics_log(path: Path, keep_steps: int):
+    """Append-writer for metrics.jsonl; keeps only records of steps before ``keep_steps`` (the checkpoint)."""
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < keep_steps]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+    def log(record: dict) -> None:
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    return log
+
+
+def data_batch(dataset, order, s: int, bs: int):
+    """Images of batch s of the stream (each index once over the pass)."""
+    return dataset.x_train[np.sort(order[s * bs:(s + 1) * bs])]
+
+
+def _bar(oc, total, initial):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=f"{oc.name} (steps)", file=sys.stderr,
+                disable=not oc.train.progress, leave=False)
+
+
+def _finish(oc, run, meta, state, dataset, split, info, wall) -> dict:
+    cfg, curve = oc.train, meta["curve"]
+    final = {}
+    if cfg.linear_probe:
+        params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
+        final = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=True)
+    summary = {"method": cfg.method, "dataset": cfg.dataset, "stream": oc.stream,
+               "batch_size": cfg.batch_size, "lam_r": oc.lam_r, "seen": [r["seen"] for r in curve],
+               "knn_all": [r["knn_all"] for r in curve],
+               "knn": [r["knn"] for r in curve], "final": final, "wall_s": wall, "run_dir": str(run)}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",
+                      title=f"online, {oc.stream} stream, batch {cfg.batch_size}")
+    return summary

@@ -1,0 +1,92 @@
+"""The training step with an extension term (CaSSLe, residual momentum), built from the trainer's pieces.
+
+Public API
+----------
+``make_step(config, info, *, lam_d=0, distill_hidden=512, lam_r=0) -> step(state, extra, images, key)
+-> (state, metrics)``: the trainer's step (``selfsup.step``: views, stop-gradient targets, the method's loss,
+optimizer, EMA, F, DirectPred setter) plus the CaSSLe term (``lam_d > 0``: needs ``params["distill"]`` and
+``extra["frozen"]``) and the residual-momentum term (``lam_r > 0``), see ``distill``. With both weights 0 it
+is the trainer's step itself. ``extra`` is read, never differentiated nor donated. Cached per arguments, so
+repeated tasks and runs compile once.
+``make_optimizer(config, info, trainable_distill)``: the trainer's optimizer, plus (when the state has
+``params["distill"]``) SGD for g_d at the predictor's learning rate, also for DirectPred / DirectCopy whose
+own predictor is frozen.
+``fresh_task_state(state, config, info)``: the same networks with step 0 and a new optimizer state (each
+task has its own learning-rate and EMA-momentum schedules, as separate runs in CaSSLe).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from selfsup import augment, methods, optim
+from selfsup import step as trainer_step
+from selfsup.continual import distill
+
+
+def make_optimizer(config, info, trainable_distill: bool):
+    spe = trainer_step.steps_per_epoch(config, info)
+    frozen = methods.METHODS[config.method].setter is not None
+    main = optim.make_optimizer(config, config.epochs * spe, spe, frozen_predictor=frozen)
+    if not trainable_distill:
+        return main
+    gd = optim.make_optimizer(config, config.epochs * spe, spe)  # "distill" is a head: constant peak lr
+    return optax.multi_transform({"main": main, "distill": gd},
+                                 lambda p: {k: ("distill" if k == "distill" else "main") for k in p})
+
+
+def fresh_task_state(state, config, info):
+    """state with step 0 and a fresh optimizer state for its params (g_d included when present)."""
+    tx = make_optimizer(config, info, "distill" in state.params)
+    return state._replace(step=jnp.zeros((), jnp.int32), opt_state=tx.init(state.params))
+
+
+def _loss(params, stats, net, method, config, x1, x2, fixed, ext):
+    loss, (aux, s, z1, z2) = trainer_step._loss(params, stats, net, method, config, x1, x2, fixed)
+    term, ext_aux, s = ext.loss(params, s, {**fixed, "z1": z1, "z2": z2})
+    return loss + term, ({**aux, **ext_aux}, s, z1, z2)
+
+
+@lru_cache(maxsize=8)
+def make_step(config, info, *, lam_d: float = 0.0, distill_hidden: int = 512, lam_r: float = 0.0):
+    """The jitted ``step(state, extra, images, key)``; ``state`` is donated, ``extra`` is not."""
+    extension = distill.combine(distill.cassle(config, lam_d=lam_d, hidden=distill_hidden) if lam_d else None,
+                                distill.residual_momentum(config, lam_r=lam_r) if lam_r else None)
+    if extension is None:
+        inner = trainer_step.make_step(config, info)
+        return lambda state, extra, images, key: inner(state, images, key)
+    config.validate()
+    method, net, spec = methods.METHODS[config.method], trainer_step._nets(config), config.augment_spec()
+    spe = trainer_step.steps_per_epoch(config, info)
+    total = config.epochs * spe
+    tx, sched = make_optimizer(config, info, lam_d > 0), optim.lr_schedule(config, total, spe)
+
+    def step(state, extra, images, key):
+        k1, k2 = jax.random.split(key)
+        x1 = augment.augment_batch(images, k1, spec, info.mean, info.std)
+        x2 = augment.augment_batch(images, k2, spec, info.mean, info.std)
+        x0 = augment.clean_view(images, info.mean, info.std)
+        fixed, tstats = trainer_step._forward_targets(net, state, method, x1, x2, x0)
+        fixed = {**fixed, **jax.lax.stop_gradient(extension.targets(net, state, extra, x1, x2))}
+        grad_fn = jax.value_and_grad(_loss, has_aux=True)
+        (loss, (aux, stats, z1, z2)), g = grad_fn(state.params, state.batch_stats, net, method, config,
+                                                  x1, x2, fixed, extension)
+        upd, opt_state = tx.update(g, state.opt_state, state.params)
+        params = trainer_step.optax_apply(state.params, upd)
+        m = methods.ema_momentum(state.step, total, config.ema_m0)
+        tparams = methods.ema_update(state.target_params, params["encoder"], m) if method.uses_ema else None
+        corr = methods.update_corr(methods.update_corr(state.corr, z1, config.dp_rho), z2, config.dp_rho)
+        if method.setter is not None:
+            wp = method.setter(corr, config.dp_eps)
+            old = params["predictor"]["Dense_0"]["kernel"]
+            kernel = jnp.where(state.step % config.dp_freq == 0, wp.T, old)
+            params = {**params, "predictor": {"Dense_0": {"kernel": kernel}}}
+        metrics = {"loss": loss, **aux, "lr": sched(state.step), "ema_m": m,
+                   "z_std": trainer_step._std_unit(jax.lax.stop_gradient(z1))}
+        return state._replace(step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state,
+                              target_params=tparams, target_stats=tstats, corr=corr), metrics
+
+    return jax.jit(step, donate_argnums=0)

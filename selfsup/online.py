@@ -1,0 +1,40 @@
+"""CLI: ``python -m selfsup.online --method phinet --dataset mnist5k [--stream iid|tasks] [--resume]``.
+
+One pass over the training images in batches of 16 (each seen once), kNN evaluation at ``--evals`` points;
+prints one JSON object (examples seen, kNN accuracy along the stream, final linear probe, run folder) and
+writes ``curve.png``. The logic lives in ``selfsup.continual.online``. Bad flags exit with status 2 and
+one line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv=None) -> dict:
+    from selfsup.continual.config import add_flags, from_args
+    from selfsup.continual.online import OnlineConfig, run_online
+    from selfsup.train import NonFiniteLossError
+    parser = argparse.ArgumentParser(prog="python -m selfsup.online",
+                                     description="Online self-supervised learning: one pass over a stream.")
+    parser.add_argument("--smoke", action="store_true", help="start from the tiny OnlineConfig.smoke()")
+    parser.add_argument("--resume", action="store_true", help="continue from the last evaluation point")
+    ns, _ = parser.parse_known_args(argv)
+    defaults = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
+    add_flags(parser, defaults)
+    ns = parser.parse_args(argv)
+    try:
+        summary = run_online(from_args(ns, defaults).validate(), resume=ns.resume)
+    except ValueError as e:  # includes DatasetError and CheckpointError
+        parser.error(str(e))
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
+                                              "run_dir")}))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
