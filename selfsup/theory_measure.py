@@ -13,8 +13,8 @@ descending ``s_j`` (Tian21 Fig. 2). 1 for every j iff ``u_j`` is an eigenvector 
 eigenvalue, which is what eigen-alignment ``[F, Wp] = 0`` means when F's eigenvalues are distinct (with
 repeated eigenvalues the ``u_j`` are not unique and neither is this number).
 Signed: -1 for a negative eigenvalue of Wp.
-``asymmetry(Wp)``: ``||Wp - Wp^T||_F / ||Wp||_F``, 0 for symmetric, sqrt(2) for antisymmetric, about sqrt(2)
-for an i.i.d. Gaussian matrix (its symmetric and antisymmetric parts have equal expected norms).
+``asymmetry(Wp)``: ``||Wp - Wp^T||_F / ||Wp||_F``, 0 for symmetric, 2 (its maximum) for antisymmetric,
+about sqrt(2) for an i.i.d. Gaussian matrix (its symmetric and antisymmetric parts have equal expected norms).
 ``sym_eigs(Wp)``: eigenvalues of ``(Wp + Wp^T) / 2``, descending.
 ``spectral_erank(s)``: ``exp(-sum q_j log q_j)``, ``q = max(s, 0) / sum max(s, 0)`` (Roy & Vetterli 2007): k
 for k equal non-zero eigenvalues; the same number ``evaluate.effective_rank`` computes from samples.

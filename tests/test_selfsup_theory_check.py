@@ -1,0 +1,122 @@
+"""The theory check end to end: a smoke run on mnist5k writes a report with finite values, DirectPred's
+predictor is measured as aligned with F, finished points are reused and an interrupted one resumes to the
+same numbers, the recorder averages F over its windows, and bad flags exit with status 2."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from selfsup import data
+from selfsup import theory_check as tcm
+from selfsup.theory_run import Recorder
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("mnist5k")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, mnist):
+    tc = tcm.TheoryConfig.smoke(out_dir=str(tmp_path_factory.mktemp("theory")))
+    return tc, tcm.run_theory_check(tc, dataset=mnist)
+
+
+def _numbers(x):
+    if isinstance(x, dict):
+        return [v for val in x.values() for v in _numbers(val)]
+    if isinstance(x, list | tuple):
+        return [v for val in x for v in _numbers(val)]
+    return [x] if isinstance(x, float | int) and not isinstance(x, bool) else []
+
+
+def test_smoke_run_writes_report_data_and_figures_with_finite_values(smoke):
+    tc, report = smoke
+    assert set(report["points"]) == {"simsiam-wd0.0005", "phinet-wd0.0005", "directpred-wd0.0005"}
+    for name in ("config.json", "report.json", "data.npz", "alignment.png", "eigs.png", "ps.png",
+                 "wd_sweep.png", "predictors.png"):
+        assert (tc.root / name).is_file(), name
+    assert json.loads((tc.root / "report.json").read_text()) == json.loads(json.dumps(report))
+    nums = _numbers({k: v for k, v in report.items() if k != "config"})
+    assert len(nums) > 50 and np.all(np.isfinite(nums))
+    for r in report["points"].values():
+        assert -1 <= r["align_mean_final"] <= 1 and 1 <= r["erank_F"] <= tc.proj_dim
+        assert 0 <= r["asym_final"] <= 2 + 1e-9 and r["sigma2_hat"] > 0  # ||A - A^T|| <= 2 ||A||
+    with np.load(tc.root / "data.npz") as z:
+        cos = z["simsiam-wd0.0005__cos"]
+        assert cos.shape[1] == tc.proj_dim and np.all(np.isfinite(cos))
+        assert z["sweep__wds"].tolist() == [5e-4]
+
+
+def test_directpred_predictor_is_measured_as_aligned_with_F(smoke):
+    # At step 0 the recorder's window holds exactly the F the setter used, so cos(Wp u_j, u_j) = 1 up to
+    # float32 eigh in the setter (1e-3).
+    tc, report = smoke
+    assert report["points"]["directpred-wd0.0005"]["align_mean_first"] == pytest.approx(1.0, abs=1e-3)
+    # A randomly initialised trained predictor is not aligned: |mean cos| over 16 modes ~ 1/sqrt(16 * 16).
+    assert abs(report["points"]["simsiam-wd0.0005"]["align_mean_first"]) < 0.3
+
+
+def test_predicted_thresholds_follow_the_closed_form_and_phinet_exceeds_simsiam(smoke):
+    _, report = smoke
+    pred, s2 = report["headline"]["predicted_threshold"], report["sigma2_hat"]
+    assert pred["simsiam"] == pytest.approx(1 / (4 * (1 + s2)), rel=1e-12)  # tau^2 l^2 / (4 (l + s2)), l = 1
+    assert simsiam_lt_phinet(pred) and report["headline"]["predicted_order"] == ["simsiam", "phinet"]
+
+
+def simsiam_lt_phinet(pred):
+    return pred["simsiam"] < pred["phinet"] < 2 * pred["simsiam"]  # (1 + lam) bound, lam = 1
+
+
+def test_finished_points_are_reused_and_an_interrupted_point_resumes_to_the_same_numbers(smoke, mnist):
+    tc, report = smoke
+    point = tc.root / "points" / "simsiam-wd0.0005"
+    before = {p: p.stat().st_mtime_ns for p in (tc.root / "points").glob("*/theory_point.json")}
+    with np.load(point / "trajectory.npz") as z:
+        traj = {k: z[k] for k in z.files}
+    (point / "theory_point.json").unlink()  # as if stopped after the last checkpoint
+    again = tcm.run_theory_check(tc, dataset=mnist)
+    for p, t in before.items():
+        if p.parent != point:
+            assert p.stat().st_mtime_ns == t  # not re-run
+    r0, r1 = report["points"]["simsiam-wd0.0005"], again["points"]["simsiam-wd0.0005"]
+    assert r1["resumed"] and not r0["resumed"]
+    for k in ("knn_acc", "erank_F", "align_mean_final", "exponent_final", "sigma2_hat"):
+        assert r1[k] == r0[k], k
+    with np.load(point / "trajectory.npz") as z:
+        for k, v in traj.items():
+            np.testing.assert_array_equal(z[k], v)
+
+
+def _state(corr, wp):
+    return SimpleNamespace(corr=corr, params={"predictor": {"Dense_0": {"kernel": wp.T}}})
+
+
+def test_recorder_averages_F_over_windows_that_restart_each_epoch():
+    d, spe = 3, 5
+    rec = Recorder(record_every=2, rel_tol=1e-3, spe=spe)
+    base = np.diag([3.0, 2.0, 1.0])
+    for s in range(2 * spe):
+        rec.on_step(s, _state((s + 1) * base, np.eye(d)), {})
+    a = rec.arrays()
+    # windows: [0] (first step), [1], [2, 3], [4] (epoch end), [5, 6], [7, 8], [9]
+    assert a["step"].tolist() == [0, 1, 3, 4, 6, 8, 9]
+    assert a["epoch"].tolist() == [0, 0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(a["s"][:, 0], 3.0 * np.array([1, 2, 3.5, 5, 6.5, 8.5, 10]), rtol=1e-12)
+    np.testing.assert_allclose(a["align_mean"], 1.0)
+    assert a["cos"].shape == (7, d)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--wds", "1e-3,abc"], "comma-separated"),
+    (["--methods", "byol"], "methods"),
+    (["--record-every", "0"], "record_every"),
+    (["--wds", "-1"], "wds"),
+])
+def test_bad_flags_exit_with_status_2_naming_the_value(argv, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        tcm.main(["--smoke", "--out-dir", str(tmp_path), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("usage:") is False and words in err
