@@ -144,9 +144,10 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None):
         tparams = methods.ema_update(state.target_params, params["encoder"], m) if method.uses_ema else None
         corr = methods.update_corr(methods.update_corr(state.corr, z1, config.dp_rho), z2, config.dp_rho)
         if method.setter is not None:
-            set_now = state.step % config.dp_freq == 0
-            wp = method.setter(corr, config.dp_eps)
-            kernel = jnp.where(set_now, wp.T, params["predictor"]["Dense_0"]["kernel"])
+            # cond, not where: the eigendecomposition runs only on setting steps
+            kernel = jax.lax.cond(state.step % config.dp_freq == 0,
+                                  lambda: method.setter(corr, config.dp_eps).T.astype(corr.dtype),
+                                  lambda: params["predictor"]["Dense_0"]["kernel"])
             params = {**params, "predictor": {"Dense_0": {"kernel": kernel}}}
         metrics = {"loss": loss, **aux, "lr": sched(state.step), "ema_m": m,
                    "z_std": _std_unit(jax.lax.stop_gradient(z1))}
