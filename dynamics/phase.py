@@ -1,0 +1,244 @@
+"""`python -m dynamics.phase`: collapse phase diagrams over any two parameters, for any method.
+
+    python -m dynamics.phase --method simsiam --x wd --y sigma2          # 128 x 128 in a few seconds
+    python -m dynamics.phase --method phinet --x wd --y lam --json
+    python -m dynamics.phase --method byol --x wd --y exponent --modes 8 --x-scale log --x-range 1e-5,0.3
+
+Every grid point is integrated to `t_max` (all points at once: `jax.vmap` under one `jax.jit`, rows sharded
+over a 1-D device mesh when there are several devices, chunks with a tqdm bar) and classified by its
+surviving-mode count: 2 non-collapsed (all modes), 1 partially collapsed, 0 completely collapsed (-1: the
+solver failed there). A mode collapses when `s < s_tol` at `t_max` (`reduced.collapsed`); for directpred /
+directcopy, whose Euclidean flow shrinks every mode (see `phase_setters`), when `s_j / max_k s_k < s_tol`.
+Writes `phase.npz` (axis values, surviving counts, phases, final states), `summary.json` (resolved config,
+git SHA, counts, agreement with the analytic prediction) and `phase.png` (numerical diagram, analytic
+boundary dashed) to `runs/phase/<--name or method_x_y>/` (or `--out`); an interrupted sweep resumes from
+`partial.npz` there. `--json` prints the summary. Axes and their defaults: `dynamics.phase_grid.AXES`.
+
+Public API
+- `sweep(cfg, *, checkpoint=None, progress=False) -> dict` (arrays), `prediction(cfg) -> dict | None`,
+  `summarize(cfg, arrays, pred) -> dict`, `default_t_max(cfg, values)`, `main(argv=None)`.
+"""
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from dynamics._cli import git_sha, print_json
+from dynamics.matrix_ode import require_x64
+from dynamics.phase_grid import (
+    PhaseConfig,
+    axis_values,
+    byol_survivors,
+    grid_points,
+    phinet_thresholds,
+    point_values,
+    simsiam_survivors,
+    systems,
+)
+from dynamics.phase_setters import SETTER_METHODS, relative_survivors, setter_field
+from dynamics.phase_solver import solve_final
+from dynamics.reduced import reduced_field, state_names
+
+
+def default_t_max(cfg: PhaseConfig, values: dict) -> float:
+    """`200 / (smallest SimSiam threshold l^2 / (4c) on the grid)`, clipped to [1e3, 1e5]: long enough for
+    a mode one grid cell past its threshold to pass the bottleneck and decay (s ~ exp(-2 eta t)) below
+    s_tol; PhiNet's thresholds are higher, so the same horizon serves every method."""
+    lam = values["lambdas"]
+    thr = lam**2 / (4 * (lam + np.reshape(np.asarray(values["sigma2"], float), (-1, 1))))
+    return float(np.clip(200.0 / max(thr.min(), 1e-12), 1e3, 1e5))
+
+
+def _sharding():
+    devices = jax.devices()
+    return None if len(devices) == 1 else NamedSharding(Mesh(np.array(devices), ("grid",)),
+                                                        PartitionSpec("grid"))
+
+
+def _solve_rows(cfg: PhaseConfig, y0, params, t_max, checkpoint, progress):
+    """Final states of all rows, in chunks of `cfg.chunk` (padded to a multiple of the device count)."""
+    field = setter_field(cfg.method) if cfg.method in SETTER_METHODS else reduced_field(cfg.method)
+    n_rows, sharding = y0.shape[0], _sharding()
+    n_dev = 1 if sharding is None else len(jax.devices())
+    chunk = -(-min(cfg.chunk, n_rows) // n_dev) * n_dev
+    n_chunks = -(-n_rows // chunk)
+    state = {"final": np.full(y0.shape, np.nan), "steps": np.zeros(n_rows, np.int64),
+             "ok": np.zeros(n_rows, bool), "done": np.zeros(n_chunks, bool)}
+    if checkpoint is not None and checkpoint.exists():
+        with np.load(checkpoint) as saved:
+            if saved["final"].shape == y0.shape and saved["done"].shape == (n_chunks,):
+                state = {k: saved[k].copy() for k in state}
+    put = (lambda a: a) if sharding is None else (lambda a: jax.device_put(a, sharding))
+    bar = tqdm(total=n_chunks, initial=int(state["done"].sum()), desc=f"{cfg.method} sweep", unit="chunk",
+               disable=not progress or n_chunks == 1, file=sys.stderr)
+    for k in np.flatnonzero(~state["done"]):
+        rows = np.minimum(np.arange(k * chunk, (k + 1) * chunk), n_rows - 1)  # pad with the last row
+        take = lambda a, rows=rows: put(np.asarray(a)[rows]) if np.ndim(a) else a
+        y, steps, ok = solve_final(field, take(y0), jax.tree_util.tree_map(take, params), t_max,
+                                   rtol=cfg.rtol, atol=cfg.atol)
+        keep = slice(k * chunk, min((k + 1) * chunk, n_rows))
+        n = keep.stop - keep.start
+        for key, a in (("final", y), ("steps", steps), ("ok", ok)):
+            state[key][keep] = np.asarray(a)[:n]
+        state["done"][k] = True
+        if checkpoint is not None:
+            tmp = checkpoint.with_suffix(".tmp.npz")
+            np.savez(tmp, **state)
+            os.replace(tmp, checkpoint)
+        bar.update(1)
+    bar.close()
+    return state
+
+
+def sweep(cfg: PhaseConfig, *, checkpoint: Path | None = None, progress: bool = False) -> dict:
+    """Integrate every grid point (float64 required) and classify it. Returns arrays: `xs` (nx,), `ys`
+    (ny,), `survivors` (ny, nx) surviving-mode counts, `phase` (ny, nx) 2 / 1 / 0 (non- / partially /
+    completely collapsed; -1 where the solver failed), `final` (ny, nx, modes, n_states) final states
+    (setters: (ny, nx, modes) final log s), `steps` (ny, nx, modes) solver steps, `t_max`."""
+    require_x64()
+    X, Y = grid_points(cfg)
+    values = point_values(cfg, X, Y)
+    y0, params = systems(cfg, values)
+    t_max = cfg.t_max if cfg.t_max is not None else default_t_max(cfg, values)
+    st = _solve_rows(cfg, y0, params, t_max, checkpoint, progress)
+    m, shape = cfg.n_modes, X.shape
+    if cfg.method in SETTER_METHODS:
+        final = st["final"].reshape(*shape, m)
+        survivors = np.asarray(relative_survivors(final, cfg.s_tol))
+        steps, ok = np.repeat(st["steps"].reshape(shape)[..., None], m, -1), st["ok"].reshape(shape)
+    else:
+        final = st["final"].reshape(*shape, m, -1)
+        survivors = (final[..., state_names(cfg.method).index("s")] >= cfg.s_tol).sum(-1)
+        steps, ok = st["steps"].reshape(*shape, m), st["ok"].reshape(*shape, m).all(-1)
+    phase = np.where(survivors == m, 2, np.where(survivors == 0, 0, 1))
+    return {"xs": axis_values(cfg, "x"), "ys": axis_values(cfg, "y"), "survivors": survivors,
+            "phase": np.where(ok, phase, -1).astype(np.int8), "final": final, "steps": steps,
+            "t_max": np.asarray(t_max)}
+
+
+def prediction(cfg: PhaseConfig, *, n_markers: int = 12) -> dict | None:
+    """The analytic prediction: simsiam (closed form) and byol (fixed-point threshold) give `survivors`
+    (ny, nx); phinet / xphinet with a wd axis give per-mode `thresholds` (k, modes) at `other` (k,) values
+    of the other axis (grid indices `index`; `analysis.collapse_wd`) and the predicted counts along wd
+    there, `rows` (k, n_wd); None otherwise."""
+    if cfg.method in ("simsiam", "byol"):
+        X, Y = grid_points(cfg)
+        closed = simsiam_survivors if cfg.method == "simsiam" else byol_survivors
+        count = closed(cfg, point_values(cfg, X, Y))
+        kind = ("closed form: eta < tau^2 l^2/(4c)" + (", p0 > p_-" if cfg.on_parabola else "")
+                if cfg.method == "simsiam" else "fixed points: eta < l^2/(4c)")
+        return {"kind": kind, "survivors": count.reshape(X.shape)}
+    if cfg.method in ("phinet", "xphinet") and "wd" in (cfg.x, cfg.y):
+        other = axis_values(cfg, "y" if cfg.x == "wd" else "x")
+        idx = np.unique(np.linspace(0, len(other) - 1, min(n_markers, len(other))).astype(int))
+        thr = phinet_thresholds(cfg, other[idx])
+        wd = axis_values(cfg, "x" if cfg.x == "wd" else "y")
+        return {"kind": "fixed-point analysis (collapse_wd)", "other": other[idx], "index": idx,
+                "thresholds": thr, "rows": (wd[None, :, None] < thr[:, None, :]).sum(-1)}
+    return None
+
+
+def summarize(cfg: PhaseConfig, arrays: dict, pred: dict | None) -> dict:
+    """JSON-ready summary: counts per phase, and where the prediction gives a count per point, the
+    fraction of points that agree and the largest distance (in grid cells) of a disagreeing point from
+    the predicted boundary (PhiNet: on the analysed rows only)."""
+    phase = arrays["phase"]
+    counts = {name: int((phase == k).sum()) for name, k in
+              (("non_collapsed", 2), ("partial", 1), ("collapsed", 0), ("failed", -1))}
+    out = {"method": cfg.method, "x": cfg.x, "y": cfg.y, "grid": list(phase.shape), "modes": cfg.n_modes,
+           "t_max": float(arrays["t_max"]), "counts": counts, "prediction": None}
+    if pred is not None:
+        out["prediction"] = {"kind": pred["kind"]}
+        if "survivors" in pred:
+            out["prediction"].update(_agreement(arrays["survivors"], pred["survivors"]))
+        else:  # compare along the wd axis at the analysed values of the other axis
+            surv = arrays["survivors"]
+            rows = surv[pred["index"], :] if cfg.x == "wd" else surv[:, pred["index"]].T
+            out["prediction"].update(_agreement(rows, pred["rows"]))
+            out["prediction"]["other"] = pred["other"].tolist()
+            out["prediction"]["thresholds"] = pred["thresholds"].tolist()
+    return out
+
+
+def _agreement(numeric, predicted) -> dict:
+    """Fraction of agreeing points; Chebyshev distance (cells) of the worst disagreement from a cell next
+    to a change of the predicted count."""
+    edge = np.zeros(predicted.shape, bool)
+    d0, d1 = np.diff(predicted, axis=0) != 0, np.diff(predicted, axis=1) != 0
+    edge[:-1] |= d0
+    edge[1:] |= d0
+    edge[:, :-1] |= d1
+    edge[:, 1:] |= d1
+    bad, edges = np.argwhere(numeric != predicted), np.argwhere(edge)
+    if len(bad) == 0:
+        dist = 0
+    elif len(edges) == 0:
+        dist = -1  # disagreements but no predicted boundary
+    else:
+        dist = int(np.abs(bad[:, None, :] - edges[None, :, :]).max(-1).min(1).max())
+    return {"agreement": float((numeric == predicted).mean()), "max_cells_from_boundary": dist}
+
+
+def run(cfg: PhaseConfig, out: Path, *, progress=True, plot=True, argv=()) -> dict:
+    """Sweep into folder `out` (reusing a finished or partial sweep with the same config), write the
+    npz / JSON / PNG outputs and return the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"phase": cfg.asdict(), "git_sha": git_sha(), "argv": list(argv)}
+    saved = out / "config.json"
+    resolved = json.loads(json.dumps(config))["phase"]  # tuples as lists, as read back
+    same = saved.exists() and json.loads(saved.read_text())["phase"] == resolved
+    if not same:
+        for stale in ("phase.npz", "partial.npz"):
+            (out / stale).unlink(missing_ok=True)
+    saved.write_text(json.dumps(config, indent=1))
+    start = time.perf_counter()
+    if (out / "phase.npz").exists():
+        arrays = dict(np.load(out / "phase.npz"))
+    else:
+        with jax.enable_x64(True):
+            arrays = sweep(cfg, checkpoint=out / "partial.npz", progress=progress)
+        np.savez(out / "phase.npz", **arrays)
+        (out / "partial.npz").unlink(missing_ok=True)
+    pred = prediction(cfg)
+    summary = {**summarize(cfg, arrays, pred), "config": config, "out_dir": str(out),
+               "wall_s": time.perf_counter() - start}
+    if plot:
+        from dynamics.phase_plot import plot_phase
+
+        plot_phase(cfg, arrays, pred, out / "phase.png")
+        summary["png"] = str(out / "phase.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv=None) -> None:
+    from dynamics.phase_cli import build_parser, resolve
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    cfg = resolve(ap, args)
+    out = Path(args.out) if args.out else Path("runs/phase") / (args.name or f"{cfg.method}_{cfg.x}_{cfg.y}")
+    summary = run(cfg, out, progress=not args.json, plot=not args.no_plot,
+                  argv=sys.argv[1:] if argv is None else argv)
+    if args.json:
+        print_json(summary)
+        return
+    c = summary["counts"]
+    print(f"{cfg.method}: {cfg.ny} x {cfg.nx} grid over ({cfg.x}, {cfg.y}), {cfg.n_modes} mode(s), "
+          f"t_max {summary['t_max']:g}: {c['non_collapsed']} non-collapsed, {c['partial']} partial, "
+          f"{c['collapsed']} collapsed, {c['failed']} failed; {summary['wall_s']:.1f} s")
+    if summary["prediction"] and "agreement" in summary["prediction"]:
+        p = summary["prediction"]
+        print(f"{p['kind']}: agrees at {100 * p['agreement']:.2f}% of points, disagreements at most "
+              f"{p['max_cells_from_boundary']} cell(s) from the predicted boundary")
+    print(f"wrote {out}/ (phase.npz, summary.json{'' if args.no_plot else ', phase.png'})")
+
+
+if __name__ == "__main__":
+    main()
