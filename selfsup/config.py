@@ -119,7 +119,7 @@ class Config:
 def add_flags(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
-        kw = dict(default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
+        kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {f.default})")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
@@ -128,8 +128,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def from_args(ns: argparse.Namespace, base: Config | None = None) -> Config:
-    """Config from parsed flags; flags left at their default keep ``base``'s value (e.g. the smoke preset)."""
+    """Config from parsed flags; fields without a flag on the command line keep ``base``'s value."""
     base = base or Config()
-    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Config)
-             if getattr(ns, f.name) != f.default}
-    return base.replace(**given)
+    given = [f.name for f in dataclasses.fields(Config) if hasattr(ns, f.name)]
+    return base.replace(**{name: getattr(ns, name) for name in given})

@@ -104,6 +104,17 @@ def test_resume_after_an_interruption_reproduces_the_uninterrupted_run(tmp_path,
         train(cfg.replace(run_name="cut", lr=0.2), dataset=mnist, resume=True)
 
 
+def test_cli_flags_override_the_smoke_preset_even_when_equal_to_the_default():
+    import argparse
+
+    from selfsup.config import add_flags, from_args
+    p = argparse.ArgumentParser()
+    add_flags(p)
+    cfg = from_args(p.parse_args(["--epochs", "2", "--no-progress", "--lr", "0.5"]), Config.smoke())
+    assert cfg.epochs == 2 == Config().epochs and cfg.lr == 0.5 and cfg.width == Config.smoke().width
+    assert from_args(p.parse_args([])) == Config()
+
+
 def test_cli_help_lists_every_field_and_bad_input_exits_2_with_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
