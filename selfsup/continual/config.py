@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from selfsup import methods
+from selfsup import data, methods
 from selfsup.config import Config
 
 DEFAULT_TRAIN = Config(epochs=10, out_dir="runs/continual")
@@ -60,8 +60,10 @@ class ContinualConfig:
 
     def validate(self) -> ContinualConfig:
         self.train.validate()
-        if self.tasks < 1:
-            raise ValueError(f"tasks={self.tasks} is invalid: must be >= 1")
+        classes = data.NUM_CLASSES[self.train.dataset]
+        if not 1 <= self.tasks <= classes:
+            raise ValueError(f"tasks={self.tasks} is invalid: must be between 1 and the {classes} classes of "
+                             f"{self.train.dataset}")
         if self.lam_d < 0:
             raise ValueError(f"lam_d={self.lam_d} is invalid: must be >= 0")
         if self.distill_hidden < 1:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup import evaluate as ev
+from selfsup.config import Config
 from selfsup.continual import splits
+
+_NET_FIELDS = ("arch", "width", "proj_layers", "proj_hidden", "proj_dim")
 
 
 def per_task_accuracy(pred, y, split) -> list[float]:
@@ -43,8 +46,9 @@ def _probe_predictions(htr, ytr, hte) -> np.ndarray:
 
 def evaluate_tasks(config, info, params, stats, dataset, split, *, probe: bool = True) -> dict:
     """Per-task kNN (and linear-probe) accuracies of the backbone features."""
-    htr, _ = ev.embed(config, info, params, stats, dataset.x_train)
-    hte, _ = ev.embed(config, info, params, stats, dataset.x_test)
+    net_only = Config(**{k: getattr(config, k) for k in _NET_FIELDS})  # one compiled embedding per network
+    htr, _ = ev.embed(net_only, info, params, stats, dataset.x_train)
+    hte, _ = ev.embed(net_only, info, params, stats, dataset.x_test)
     out = {}
     preds = {"knn": _knn_predictions(htr, dataset.y_train, hte, config, dataset.num_classes)}
     if probe:

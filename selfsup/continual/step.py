@@ -6,8 +6,8 @@ Public API
 -> (state, metrics)``: the trainer's step (``selfsup.step``: views, stop-gradient targets, the method's loss,
 optimizer, EMA, F, DirectPred setter) plus the CaSSLe term (``lam_d > 0``: needs ``params["distill"]`` and
 ``extra["frozen"]``) and the residual-momentum term (``lam_r > 0``), see ``distill``. With both weights 0 it
-is the trainer's step itself. ``extra`` is read, never differentiated nor donated. Cached per arguments, so
-repeated tasks and runs compile once.
+is the trainer's step itself. ``extra`` is read, never differentiated nor donated. Cached, so tasks with the
+same number of steps per epoch and repeated runs compile once.
 ``make_optimizer(config, info, trainable_distill)``: the trainer's optimizer, plus (when the state has
 ``params["distill"]``) SGD for g_d at the predictor's learning rate, also for DirectPred / DirectCopy whose
 own predictor is frozen.
@@ -50,9 +50,17 @@ def _loss(params, stats, net, method, config, x1, x2, fixed, ext):
     return loss + term, ({**aux, **ext_aux}, s, z1, z2)
 
 
-@lru_cache(maxsize=8)
 def make_step(config, info, *, lam_d: float = 0.0, distill_hidden: int = 512, lam_r: float = 0.0):
     """The jitted ``step(state, extra, images, key)``; ``state`` is donated, ``extra`` is not."""
+    # what the step cannot depend on is normalised away, so tasks with the same number of steps and runs
+    # that differ only in their output folder share one compiled step
+    config = config.replace(out_dir="", run_name="", progress=False)
+    info = info._replace(n_train=trainer_step.steps_per_epoch(config, info) * config.batch_size)
+    return _make_step(config, info, float(lam_d), int(distill_hidden), float(lam_r))
+
+
+@lru_cache(maxsize=16)
+def _make_step(config, info, lam_d: float, distill_hidden: int, lam_r: float):
     extension = distill.combine(distill.cassle(config, lam_d=lam_d, hidden=distill_hidden) if lam_d else None,
                                 distill.residual_momentum(config, lam_r=lam_r) if lam_r else None)
     if extension is None:

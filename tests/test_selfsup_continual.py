@@ -1,0 +1,191 @@
+"""Continual learning: class splits, the accuracy matrix R and its metrics, the CaSSLe distillation term
+and its frozen copy, and resume between tasks reproducing the uninterrupted R."""
+import itertools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from selfsup import augment, data, methods, nets
+from selfsup.continual import distill, metrics, splits
+from selfsup.continual import step as cstep
+from selfsup.continual.__main__ import main
+from selfsup.continual.config import ContinualConfig
+from selfsup.continual.continual import run_continual
+from selfsup.step import init_state
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("mnist5k")
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """40 training and 20 test images per class, so both tasks of a 2-task split have 200 images."""
+    tr = np.concatenate([np.flatnonzero(mnist.y_train == c)[:40] for c in range(10)])
+    te = np.concatenate([np.flatnonzero(mnist.y_test == c)[:20] for c in range(10)])
+    return data.Dataset("mnist5k", mnist.x_train[tr], mnist.y_train[tr], mnist.x_test[te], mnist.y_test[te],
+                        10)
+
+
+def _cc(**kw):
+    """The config of the step and resume tests: one compiled CaSSLe + residual-momentum step serves both."""
+    return ContinualConfig.smoke(**{"method": "byol", "cassle": True, "lam_r": 1.0, "tasks": 2,
+                                    "batch_size": 32, "max_images": 0, **kw})
+
+
+@pytest.mark.parametrize("num_classes,tasks", [(10, 5), (10, 3), (100, 7), (10, 1), (10, 10)])
+def test_class_split_is_disjoint_covers_all_classes_and_balanced(num_classes, tasks):
+    split = splits.class_split(num_classes, tasks, seed=3)
+    assert len(split) == tasks
+    for a, b in itertools.combinations(split, 2):
+        assert not set(a.tolist()) & set(b.tolist())
+    np.testing.assert_array_equal(np.sort(np.concatenate(split)), np.arange(num_classes))
+    sizes = [len(s) for s in split]
+    assert max(sizes) - min(sizes) <= 1
+    owner = splits.task_of_class(split, num_classes)
+    assert all((owner[c] == t).all() for t, c in enumerate(split))
+
+
+def test_class_split_depends_only_on_its_seed():
+    a, b = splits.class_split(10, 5, seed=0), splits.class_split(10, 5, seed=0)
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert any((x != y).any() for x, y in zip(a, splits.class_split(10, 5, seed=1)))
+    with pytest.raises(ValueError, match="tasks=11"):
+        splits.class_split(10, 11)
+
+
+def test_task_indices_select_exactly_the_samples_of_the_task_classes(mnist):
+    split = splits.class_split(10, 5)
+    parts = [splits.task_indices(mnist.y_train, c) for c in split]
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(len(mnist.y_train)))
+    for c, idx in zip(split, parts):
+        assert set(np.unique(mnist.y_train[idx]).tolist()) == set(c.tolist())
+        assert len(idx) == 400 * len(c)  # mnist5k: 400 training images per class
+
+
+def test_metrics_on_a_hand_made_R():
+    R = np.array([[0.9, 0.2, 0.1],
+                  [0.6, 0.8, 0.3],
+                  [0.5, 0.7, 0.9]])
+    # by hand: task 0 peaked at 0.9 and ends at 0.5; task 1 peaked at 0.8 and ends at 0.7
+    np.testing.assert_allclose(metrics.forgetting_per_task(R), [0.4, 0.1], atol=1e-15)
+    assert metrics.forgetting(R) == pytest.approx(0.25, abs=1e-15)
+    assert metrics.average_accuracy(R) == pytest.approx(0.7, abs=1e-15)
+    assert metrics.backward_transfer(R) == pytest.approx(-0.25, abs=1e-15)
+    # the max runs over every earlier row, also before the task was learned: task 1 scored 0.95 at row 0
+    R2 = np.array([[0.5, 0.95, 0.1], [0.6, 0.8, 0.3], [0.7, 0.9, 0.9]])
+    np.testing.assert_allclose(metrics.forgetting_per_task(R2), [-0.1, 0.05], atol=1e-15)
+    assert metrics.forgetting(np.array([[0.7]])) == 0.0
+    with pytest.raises(ValueError, match="square"):
+        metrics.forgetting(np.ones((2, 3)))
+
+
+def _views(cfg, images, key):
+    info = data.DataInfo("mnist5k", (28, 28, 1), 10, 64, (0.13,), (0.3,))
+    k1, k2 = jax.random.split(key)
+    spec = cfg.augment_spec()
+    return (augment.augment_batch(images, k1, spec, info.mean, info.std),
+            augment.augment_batch(images, k2, spec, info.mean, info.std))
+
+
+@pytest.mark.parametrize("method", ["simsiam", "byol"])
+def test_distillation_term_is_zero_for_identical_networks_and_identity_predictor(mnist, method):
+    cfg = ContinualConfig.smoke(method=method).train
+    st = init_state(cfg, jax.random.key(0))
+    x1, x2 = _views(cfg, jnp.asarray(mnist.x_train[:32]), jax.random.key(1))
+    enc = nets.build(cfg).encoder
+    z1, z2 = (nets.apply(enc, st.params["encoder"], st.batch_stats["encoder"], x, True)[0][1]
+              for x in (x1, x2))
+    l = distill.similarity(methods.METHODS[method])
+    same = distill.frozen_projections(cfg, distill.freeze(st), x1, x2)
+    # float32: 1 - cos of identical 32-d vectors is a few ulps of 1
+    assert abs(float(distill.cassle_term(lambda z: z, z1, z2, *same, l))) < 1e-6
+    other = distill.freeze(init_state(cfg, jax.random.key(5)))
+    diff = distill.frozen_projections(cfg, other, x1, x2)
+    assert float(distill.cassle_term(lambda z: z, z1, z2, *diff, l)) > 0.05  # the test can fail
+    # the scale is the method's own loss: 2 - 2 cos for BYOL, 1 - cos for SimSiam's D = -cos
+    ratio = float(distill.cassle_term(lambda z: z, z1, z2, *diff, l)) / float(
+        distill.cassle_term(lambda z: z, z1, z2, *diff, distill.similarity(methods.METHODS["simsiam"])))
+    assert ratio == pytest.approx(2.0 if method == "byol" else 1.0, rel=1e-5)
+
+
+def test_frozen_copy_gets_no_gradient_and_never_changes_while_the_encoder_and_gd_learn(small):
+    cc = _cc()
+    cfg, info = cc.train, small.info._replace(n_train=200)  # a task's info in the resume test
+    st = init_state(cfg, jax.random.key(0), info)
+    gp, gs = distill.init_distill(cfg, jax.random.key(1), cc.distill_hidden)
+    st = st._replace(params={**st.params, "distill": gp}, batch_stats={**st.batch_stats, "distill": gs})
+    st = cstep.fresh_task_state(st, cfg, info)
+    frozen = distill.freeze(st)
+    ext = distill.cassle(cfg, lam_d=1.0, hidden=cc.distill_hidden)
+    x1, x2 = _views(cfg, jnp.asarray(small.x_train[:32]), jax.random.key(2))
+    net = nets.build(cfg, ca1=False)
+
+    @jax.jit
+    def loss(params, frozen_params):
+        o = ext.targets(net, st, {"frozen": {**frozen, "params": frozen_params}}, x1, x2)
+        enc = nets.build(cfg).encoder
+        z = [nets.apply(enc, params["encoder"], st.batch_stats["encoder"], x, True)[0][1] for x in (x1, x2)]
+        return ext.loss(params, st.batch_stats, {**o, "z1": z[0], "z2": z[1]})[0]
+    g_params, g_frozen = jax.jit(jax.grad(loss, argnums=(0, 1)))(st.params, frozen["params"])
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g_frozen))
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g_params["distill"])) > 0
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g_params["encoder"])) > 0
+
+    before = jax.device_get(frozen)
+    step = cstep.make_step(cfg, info, lam_d=1.0, distill_hidden=cc.distill_hidden, lam_r=1.0)
+    gd0, enc0 = jax.device_get((st.params["distill"], st.params["encoder"]))
+    for i in range(3):
+        batch = jnp.asarray(small.x_train[32 * i:32 * i + 32])
+        st, m = step(st, {"frozen": frozen}, batch, jax.random.key(i))
+    assert {"distill", "residual"} <= set(m)
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(jax.device_get(frozen))):
+        np.testing.assert_array_equal(a, b)
+    for old, new in ((gd0, st.params["distill"]), (enc0, st.params["encoder"])):
+        assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new)))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp_path, small):
+    cc = _cc(out_dir=str(tmp_path))  # the same run folder for all three runs
+    full = run_continual(cc, dataset=small)
+    R = np.array(full["knn"]["R"])
+    assert R.shape == (2, 2)
+    assert full["knn"]["average_accuracy"] == pytest.approx(R[-1].mean())
+    assert full["knn"]["forgetting"] == pytest.approx(metrics.forgetting(R))
+    assert (tmp_path / cc.name / "R.png").stat().st_size > 0
+
+    def stop_after_first(t, row):
+        if t == 0:
+            raise _Stop
+    with pytest.raises(_Stop):
+        run_continual(cc, dataset=small, on_task=stop_after_first)
+    done = []
+    resumed = run_continual(cc, dataset=small, resume=True, on_task=lambda t, row: done.append(t))
+    assert done == [1]  # the finished task is kept, not retrained
+    # bit-identical: every task restarts from checkpointed arrays, with keys that depend only on (seed, task,
+    # step), and the evaluation is deterministic
+    assert resumed["knn"]["R"] == full["knn"]["R"]
+    assert resumed["R_init"] == full["R_init"]
+    steps = [json.loads(ln) for ln in (tmp_path / cc.name / "metrics.jsonl").read_text().splitlines()]
+    assert sorted({r["task"] for r in steps}) == [0, 1]
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--tasks", "11"], "tasks=11"),
+    (["--method", "simsiam", "--lam-r", "1"], "needs a momentum encoder"),
+    (["--lam-d", "-1"], "lam_d=-1"),
+])
+def test_cli_rejects_bad_flags_with_status_2_and_one_line(tmp_path, capsys, argv, msg):
+    with pytest.raises(SystemExit) as e:
+        main(["--smoke", "--out-dir", str(tmp_path), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert msg in err[-1] and "Traceback" not in "".join(err)
