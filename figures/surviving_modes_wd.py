@@ -20,9 +20,9 @@ METHODS = {"simsiam": "#4c78a8", "byol": "#f58518", "phinet": "#e45756", "direct
 
 
 def make(small: bool):
-    n = 12 if small else 90
-    common = dict(x="wd", y="sigma2", x_range=(1e-5, 0.3), x_log=True, nx=n, y_range=(DEFAULT_SIGMA2, 1.0),
-                  ny=1, lambdas=DEFAULT_LAMBDAS, t_max=2e3 if small else 1e5)
+    n, lo, t_max = (12, 5e-3, 5e3) if small else (90, 1e-5, 1e5)  # collapse takes t ~ 12 / (2 eta)
+    common = dict(x="wd", y="sigma2", x_range=(lo, 0.3), x_log=True, nx=n, y_range=(DEFAULT_SIGMA2, 1.0),
+                  ny=1, lambdas=DEFAULT_LAMBDAS, t_max=t_max)
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     data = {}
     for k, (m, color) in enumerate(METHODS.items()):
@@ -31,7 +31,7 @@ def make(small: bool):
         ax.step(wd, count + 0.06 * (k - 1.5), where="mid", color=color, lw=1.8,
                 label=m + (" (s_j / s_max)" if m == "directpred" else ""))
         data[m] = count
-    wd = np.geomspace(1e-5, 0.3, 400)
+    wd = np.geomspace(lo, 0.3, 400)
     thr = simsiam_thresholds(default_spectrum())
     ax.step(wd, (wd[:, None] < thr[None, :]).sum(1), where="post", color="k", ls="--", lw=1,
             label="SimSiam closed form")
