@@ -1,0 +1,104 @@
+"""Comparison: methods x {fine-tuning, CaSSLe} in class-incremental continual learning, as a table.
+
+``python -m selfsup.continual.compare [--methods simsiam,byol,phinet,xphinet] [--dataset mnist5k] [--tasks 5]
+[--epochs 10] [--seed 0] [--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every
+method without and with CaSSLe (other options: the defaults of ``python -m selfsup.continual``), reusing
+finished runs and resuming interrupted ones, then writes ``compare.json``, ``table.md`` (average accuracy and
+forgetting, kNN and linear probe, wall time) and ``R.png`` (all linear-probe matrices) to ``--out-dir``.
+
+Public API: ``compare(base, methods, *, dataset=None) -> list[dict]`` (one summary per run, in order) and
+``table(summaries) -> str`` (Markdown).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from selfsup.continual.config import ContinualConfig
+
+METHODS = ("simsiam", "byol", "phinet", "xphinet")
+
+
+def _run(cc: ContinualConfig, dataset):
+    from selfsup.continual.continual import run_continual
+    run = Path(cc.train.out_dir) / cc.name
+    summary = run / "summary.json"
+    if summary.exists() and json.loads((run / "config.json").read_text())["train"] == cc.to_dict()["train"]:
+        done = json.loads(summary.read_text())
+        if done["tasks"] == cc.tasks and done["cassle"] == cc.cassle:
+            return done
+    return run_continual(cc, dataset=dataset, resume=(run / "checkpoint.msgpack").exists())
+
+
+def compare(base: ContinualConfig, methods=METHODS, *, dataset=None) -> list[dict]:
+    """Summaries of ``base`` with each method, without and then with CaSSLe."""
+    from selfsup import data
+    cfg = base.train
+    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.seed)
+    return [_run(base.replace(train=cfg.replace(method=m), cassle=c), dataset)
+            for m in methods for c in (False, True)]
+
+
+def table(summaries: list[dict]) -> str:
+    """Markdown table: method | CaSSLe | kNN / linear average accuracy and forgetting (%) | wall time."""
+    rows = ["| method | CaSSLe | kNN avg acc | kNN forgetting | linear avg acc | linear forgetting "
+            "| wall (s) |", "|---|---|---|---|---|---|---|"]
+    pct = lambda s, k, m: f"{100 * s[k][m]:.1f}" if k in s else "-"
+    for s in summaries:
+        rows.append(f"| {s['method']} | {'yes' if s['cassle'] else 'no'} | "
+                    f"{pct(s, 'knn', 'average_accuracy')} | {pct(s, 'knn', 'forgetting')} | "
+                    f"{pct(s, 'linear', 'average_accuracy')} | {pct(s, 'linear', 'forgetting')} | "
+                    f"{s['wall_s']:.0f} |")
+    return "\n".join(rows)
+
+
+def _figure(summaries, path):
+    import numpy as np
+
+    from selfsup.continual import plots
+    plt = plots._plt()
+    key = "linear" if "linear" in summaries[0] else "knn"
+    n = len(summaries)
+    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(2.6 * ((n + 1) // 2), 5.4), squeeze=False)
+    for ax, s in zip(axes.T.ravel(), summaries):
+        plots.heatmap(ax, np.array(s[key]["R"]), f"{s['method']}{' + CaSSLe' if s['cassle'] else ''}")
+        ax.set(xlabel="", ylabel="")
+    fig.suptitle(f"{key} accuracy R[i, j] (row: after task i, column: task j)", fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m selfsup.continual.compare",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--dataset", default="mnist5k")
+    parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=ContinualConfig().train.epochs, help="epochs per task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default="runs/continual-compare")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (ContinualConfig.smoke())")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    ns = parser.parse_args(argv)
+    base = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
+    try:
+        base = base.replace(tasks=ns.tasks, train=base.train.replace(
+            dataset=ns.dataset, epochs=ns.epochs, seed=ns.seed, out_dir=ns.out_dir, progress=ns.progress))
+        methods = tuple(m for m in ns.methods.split(",") if m)
+        for m in methods:
+            base.replace(train=base.train.replace(method=m)).validate()
+        summaries = compare(base, methods)
+    except ValueError as e:
+        parser.error(str(e))
+    out = Path(ns.out_dir)
+    (out / "compare.json").write_text(json.dumps(summaries, indent=1))
+    (out / "table.md").write_text(table(summaries) + "\n")
+    _figure(summaries, out / "R.png")
+    print(table(summaries), file=sys.stdout)
+    return summaries
+
+
+if __name__ == "__main__":
+    main()
