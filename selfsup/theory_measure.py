@@ -22,6 +22,8 @@ for k equal non-zero eigenvalues; the same number ``evaluate.effective_rank`` co
 ``fit_exponent(p, s, *, rel_tol=1e-3) -> ExponentFit(exponent, log_coef, r2, n)``: least squares
 ``log p_j = log_coef + exponent * log s_j`` over modes with ``p_j > 0`` and ``s_j >= rel_tol * max s``. On the
 theory's invariant parabola ``s = p^2 / alpha_p`` (and under DirectPred's rule ``p ~ sqrt(s)``) it is 1/2.
+``weighted_alignment(cos, s)``: ``sum_j s_j cos_j / sum_j s_j`` over ``s_j > 0`` (last axis), the alignment
+of the modes that carry F's energy; the plain mean counts the many weak modes whose eigenvectors move slowly.
 ``snapshot(F, Wp, *, rel_tol=1e-3) -> dict``: all of the above for one (F, Wp) pair; ``align_mean`` is the
 mean alignment over the surviving modes (the others have eigenvectors fixed only by noise).
 """
@@ -117,6 +119,12 @@ def fit_exponent(p, s, *, rel_tol: float = 1e-3) -> ExponentFit:
     resid = y - A @ np.array([c, k])
     tot = ((y - y.mean()) ** 2).sum()
     return ExponentFit(float(k), float(c), float(1 - (resid**2).sum() / tot) if tot > 0 else 1.0, n)
+
+
+def weighted_alignment(cos, s) -> np.ndarray:
+    """sum_j max(s_j, 0) cos_j / sum_j max(s_j, 0) along the last axis."""
+    w = np.clip(np.asarray(s, np.float64), 0, None)
+    return (w * np.asarray(cos, np.float64)).sum(-1) / w.sum(-1)
 
 
 def snapshot(F, Wp, *, rel_tol: float = 1e-3) -> dict:

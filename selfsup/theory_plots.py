@@ -1,7 +1,8 @@
 """Figures of the theory check, from the report and arrays ``run_theory_check`` returns (matplotlib, Agg).
 
-``alignment(report, arrays, path)``: mean alignment over surviving modes and asymmetry against step, one line
-per run at the base weight decay, plus the per-eigenvector alignment of the first of them.
+``alignment(report, arrays, path)``: F-weighted (solid) and mean (dotted) alignment over surviving modes and
+asymmetry against step, one line per run at the base weight decay, plus the per-eigenvector alignment of
+the first of them.
 ``eigs(report, arrays, path)``: eigenvalue trajectories of F and of sym(Wp) (top 8) for the first base run.
 ``ps_scatter(report, arrays, path)``: p_j against s_j (log-log) at the end of each base run with its fit and
 the theory's slope 1/2. ``wd_sweep(report, arrays, path)``: erank / surviving eigenvalues of F, output std and
@@ -15,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from selfsup.theory_measure import weighted_alignment
 
 
 def _plt():
@@ -32,15 +35,16 @@ def _base(report) -> list[str]:
 def alignment(report, arrays, path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    for t in _base(report):
+    for i, t in enumerate(_base(report)):
         a = arrays[t]
-        ax[0].plot(a["step"], a["align_mean"], label=t)
+        ax[0].plot(a["step"], weighted_alignment(a["cos"], a["s"]), color=f"C{i}", label=t)
+        ax[0].plot(a["step"], a["align_mean"], color=f"C{i}", ls=":", lw=0.8)
         ax[1].plot(a["step"], a["asym"], label=t)
     first = _base(report)[0]
     cos, k = arrays[first]["cos"], min(8, arrays[first]["cos"].shape[1])
     for j in range(k):
         ax[2].plot(arrays[first]["step"], cos[:, j], color=plt.cm.viridis(j / k), label=f"u_{j + 1}")
-    ax[0].set(xlabel="step", ylabel="mean cos(Wp u_j, u_j), surviving j", title="alignment",
+    ax[0].set(xlabel="step", ylabel="cos(Wp u_j, u_j): s-weighted (dotted: mean)", title="alignment",
               ylim=(-0.1, 1.05))
     ax[1].set(xlabel="step", ylabel="||Wp - Wp^T|| / ||Wp||", title="asymmetry")
     ax[2].set(xlabel="step", ylabel="cos(Wp u_j, u_j)", title=f"{first}: top eigenvectors of F")

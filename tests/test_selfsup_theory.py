@@ -128,3 +128,9 @@ def test_bad_shapes_are_rejected_with_the_shape_in_the_message():
         tm.fit_exponent(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="rel_tol"):
         tm.fit_exponent(np.ones(3), np.ones(3), rel_tol=0)
+
+
+def test_weighted_alignment_weights_each_mode_by_its_eigenvalue_and_ignores_negative_ones():
+    cos = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    s = np.array([[3.0, 1.0, -2.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(tm.weighted_alignment(cos, s), [0.75, 0.5], atol=1e-15)

@@ -1,0 +1,20 @@
+"""Alignment cos(Wp u_j, u_j) of the linear predictor with the eigenvectors of F, and its asymmetry, during
+training on mnist5k at the base weight decay (the theory check's Tian21 Fig. 2).
+
+Rebuild: ``python -m figures.theory_alignment`` (runs, or reuses, the default
+``python -m selfsup.theory_check`` folder runs/theory_check/default; about 10-15 min on 2 CPU cores the first
+time, seconds after).
+"""
+from pathlib import Path
+
+from selfsup import theory_check, theory_plots
+
+
+def main() -> None:
+    tc = theory_check.TheoryConfig()
+    report = theory_check.run_theory_check(tc)
+    theory_plots.alignment(report, theory_check.load_arrays(tc), Path(__file__).with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

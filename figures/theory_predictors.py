@@ -1,0 +1,20 @@
+"""kNN accuracy of DirectPred and DirectCopy against BYOL with a gradient-trained linear predictor (same loss,
+same EMA target) on mnist5k.
+
+Rebuild: ``python -m figures.theory_predictors`` (runs, or reuses, the default
+``python -m selfsup.theory_check`` folder runs/theory_check/default; about 10-15 min on 2 CPU cores the first
+time, seconds after).
+"""
+from pathlib import Path
+
+from selfsup import theory_check, theory_plots
+
+
+def main() -> None:
+    tc = theory_check.TheoryConfig()
+    report = theory_check.run_theory_check(tc)
+    theory_plots.predictors(report, theory_check.load_arrays(tc), Path(__file__).with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""p_j = u_j^T Wp u_j against the eigenvalues s_j of F at the end of training (log-log), with the fitted
+exponent and the linear theory's slope 1/2 (invariant parabola, DirectPred's rule).
+
+Rebuild: ``python -m figures.theory_ps`` (runs, or reuses, the default
+``python -m selfsup.theory_check`` folder runs/theory_check/default; about 10-15 min on 2 CPU cores the first
+time, seconds after).
+"""
+from pathlib import Path
+
+from selfsup import theory_check, theory_plots
+
+
+def main() -> None:
+    tc = theory_check.TheoryConfig()
+    report = theory_check.run_theory_check(tc)
+    theory_plots.ps_scatter(report, theory_check.load_arrays(tc), Path(__file__).with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()

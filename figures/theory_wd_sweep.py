@@ -1,0 +1,20 @@
+"""Weight-decay sweep of SimSiam, PhiNet and X-PhiNet with a linear predictor on mnist5k: effective rank and
+surviving eigenvalues of F, output std and kNN accuracy, with the linear theory's collapse thresholds.
+
+Rebuild: ``python -m figures.theory_wd_sweep`` (runs, or reuses, the default
+``python -m selfsup.theory_check`` folder runs/theory_check/default; about 10-15 min on 2 CPU cores the first
+time, seconds after).
+"""
+from pathlib import Path
+
+from selfsup import theory_check, theory_plots
+
+
+def main() -> None:
+    tc = theory_check.TheoryConfig()
+    report = theory_check.run_theory_check(tc)
+    theory_plots.wd_sweep(report, theory_check.load_arrays(tc), Path(__file__).with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
