@@ -20,7 +20,9 @@ def main(argv=None) -> dict:
                                      description="Online self-supervised learning: one pass over a stream.")
     parser.add_argument("--smoke", action="store_true", help="start from the tiny OnlineConfig.smoke()")
     parser.add_argument("--resume", action="store_true", help="continue from the last evaluation point")
-    ns, _ = parser.parse_known_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)  # the preset decides the defaults shown by --help
+    pre.add_argument("--smoke", action="store_true")
+    ns, _ = pre.parse_known_args(argv)
     defaults = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
     add_flags(parser, defaults)
     ns = parser.parse_args(argv)

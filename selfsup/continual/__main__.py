@@ -19,7 +19,9 @@ def main(argv=None) -> dict:
                                      description="Class-incremental continual self-supervised learning.")
     parser.add_argument("--smoke", action="store_true", help="start from the tiny ContinualConfig.smoke()")
     parser.add_argument("--resume", action="store_true", help="continue after the last finished task")
-    ns, _ = parser.parse_known_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)  # the preset decides the defaults shown by --help
+    pre.add_argument("--smoke", action="store_true")
+    ns, _ = pre.parse_known_args(argv)
     defaults = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
     add_flags(parser, defaults)
     ns = parser.parse_args(argv)

@@ -4,7 +4,7 @@
 [--epochs 10] [--seed 0] [--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every
 method without and with CaSSLe (other options: the defaults of ``python -m selfsup.continual``), reusing
 finished runs and resuming interrupted ones, then writes ``compare.json``, ``table.md`` (average accuracy and
-forgetting, kNN and linear probe, wall time) and ``R.png`` (all linear-probe matrices) to ``--out-dir``.
+forgetting, kNN and linear probe, time) and ``R.png`` (all linear-probe matrices) to ``--out-dir``.
 
 Public API: ``compare(base, methods, *, dataset=None) -> list[dict]`` (one summary per run, in order) and
 ``table(summaries) -> str`` (Markdown).
@@ -42,15 +42,22 @@ def compare(base: ContinualConfig, methods=METHODS, *, dataset=None) -> list[dic
 
 
 def table(summaries: list[dict]) -> str:
-    """Markdown table: method | CaSSLe | kNN / linear average accuracy and forgetting (%) | wall time."""
+    """Markdown table: method | CaSSLe | kNN / linear average accuracy and forgetting (%) | time.
+
+    The first row is the untrained encoder (``R_init`` of the first run; all runs share the seed).
+    The time is the sum over tasks of training + evaluation (kept across resumes; compilation included)."""
     rows = ["| method | CaSSLe | kNN avg acc | kNN forgetting | linear avg acc | linear forgetting "
-            "| wall (s) |", "|---|---|---|---|---|---|---|"]
+            "| time (s) |", "|---|---|---|---|---|---|---|"]
     pct = lambda s, k, m: f"{100 * s[k][m]:.1f}" if k in s else "-"
+    init = summaries[0]["R_init"] if summaries else None
+    if init:  # the untrained encoder: the floor every method should rise above
+        acc = {k: f"{100 * sum(init[k]) / len(init[k]):.1f}" if k in init else "-" for k in ("knn", "linear")}
+        rows.append(f"| random init | - | {acc['knn']} | - | {acc['linear']} | - | - |")
     for s in summaries:
         rows.append(f"| {s['method']} | {'yes' if s['cassle'] else 'no'} | "
                     f"{pct(s, 'knn', 'average_accuracy')} | {pct(s, 'knn', 'forgetting')} | "
                     f"{pct(s, 'linear', 'average_accuracy')} | {pct(s, 'linear', 'forgetting')} | "
-                    f"{s['wall_s']:.0f} |")
+                    f"{sum(s['task_seconds']):.0f} |")
     return "\n".join(rows)
 
 
