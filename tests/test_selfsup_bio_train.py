@@ -1,0 +1,122 @@
+"""selfsup.bio training: which parameters each schedule updates, URF's feedback, the probe, resume, CLI.
+
+Smoke-sized (width 4, 256 images, batch 32). Bit-identity claims use exact equality; URF's B - W is
+constant up to float32 rounding of B + (W_new - W_old) (|W| < 1, so atol 1e-6).
+"""
+import jax
+import numpy as np
+import pytest
+
+from selfsup import data
+from selfsup.bio import probe
+from selfsup.bio import train as bio_train
+from selfsup.bio.__main__ import main
+from selfsup.bio.config import BioConfig
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("mnist5k", seed=0)
+
+
+def _host(tree):
+    return jax.tree.map(lambda a: np.array(a, copy=True), tree)
+
+
+def _run_steps(config, dataset, n_steps, total=None):
+    """Run n_steps steps; returns host copies of the params before and after every step, and layers."""
+    state = bio_train.init_state(config, jax.random.key(config.seed))
+    step = bio_train.make_step(config, dataset.info, total or n_steps)
+    snaps, layers = [_host(state.params)], []
+    for s in range(n_steps):
+        images = dataset.x_train[s * config.batch_size:(s + 1) * config.batch_size]
+        state, m = step(state, images, jax.random.fold_in(jax.random.key(0), s))
+        snaps.append(_host(state.params))
+        layers.append(m["layer"])
+    return snaps, layers
+
+
+def _changed(before, after):
+    """Per group: set of (part, leaf) whose values changed."""
+    out = []
+    for gb, ga in zip(before, after):
+        flat_b = jax.tree_util.tree_flatten_with_path(gb)[0]
+        flat_a = jax.tree.leaves(ga)
+        out.append({jax.tree_util.keystr(p) for (p, b), a in zip(flat_b, flat_a) if not np.array_equal(a, b)})
+    return out
+
+
+def test_rll_updates_exactly_one_layer_and_its_head_per_step(mnist):
+    snaps, layers = _run_steps(BioConfig.smoke(rule="fa", schedule="rll"), mnist, 6)
+    assert len(set(layers)) >= 2  # the draw really varies
+    for s, k in enumerate(layers):
+        changed = _changed(snaps[s], snaps[s + 1])
+        assert [bool(c) for c in changed] == [l == k for l in range(5)], (s, k, changed)
+        assert {"['conv']['w']", "['head']['w']"} <= changed[k]
+        assert not any("fb" in name for name in changed[k])  # FA: B stays fixed
+
+
+def test_gll_trains_layers_in_order_and_leaves_frozen_layers_bit_identical(mnist):
+    snaps, layers = _run_steps(BioConfig.smoke(rule="bp", schedule="gll"), mnist, 10)
+    assert layers == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    for s, k in enumerate(layers):
+        assert [bool(c) for c in _changed(snaps[s], snaps[s + 1])] == [l == k for l in range(5)]
+    for l in range(4):  # a finished layer never moves again
+        jax.tree.map(np.testing.assert_array_equal, snaps[2 * l + 2][l], snaps[-1][l])
+
+
+def test_updated_random_feedback_keeps_feedback_minus_weights_constant(mnist):
+    snaps, _ = _run_steps(BioConfig.smoke(rule="urf", schedule="e2e"), mnist, 3)
+    for g0, g1 in zip(snaps[0], snaps[-1]):
+        for part in ("conv", "head"):
+            assert np.abs(g1[part]["w"] - g0[part]["w"]).max() > 1e-4 or part == "head"
+            np.testing.assert_allclose(g1["fb"][part] - g1[part]["w"], g0["fb"][part] - g0[part]["w"],
+                                       atol=1e-6, rtol=0)
+    assert np.abs(snaps[-1][4]["head"]["w"] - snaps[0][4]["head"]["w"]).max() > 1e-4  # top head learns
+
+
+def test_hebbian_feedback_learns_while_fixed_feedback_does_not(mnist):
+    heb, _ = _run_steps(BioConfig.smoke(rule="urf-hebb"), mnist, 2)
+    assert np.abs(heb[-1][0]["fb"]["conv"] - heb[0][0]["fb"]["conv"]).max() > 1e-5
+
+
+def test_jax_probe_solves_sklearns_logistic_objective():
+    from selfsup import evaluate
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 20))
+    y = rng.integers(0, 3, 400)
+    x = (centers[y] + 1.5 * rng.normal(size=(400, 20))).astype(np.float32)
+    ours = probe.linear_probe(x[:300], y[:300], x[300:], y[300:], num_classes=3)
+    ref = evaluate.linear_probe(x[:300], y[:300], x[300:], y[300:])
+    assert 0.5 < ref and abs(ours - ref) <= 0.02  # same objective; solver tolerance may flip <= 2 of 100
+
+
+def test_train_resumes_bit_identically_after_an_interruption(mnist, tmp_path, monkeypatch):
+    cfg = BioConfig.smoke(rule="dtp", schedule="e2e", epochs=2, max_images=128, out_dir=str(tmp_path / "a"))
+    state_a, sum_a = bio_train.train(cfg, dataset=mnist)
+    assert {p.name for p in (tmp_path / "a" / cfg.name).iterdir()} >= {"config.json", "metrics.jsonl",
+                                                                         "checkpoint.msgpack", "summary.json"}
+    cfg_b = cfg.replace(out_dir=str(tmp_path / "b"))
+    real = bio_train.train_epoch
+
+    def interrupted(state, step_fn, dataset, config, epoch, log=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(state, step_fn, dataset, config, epoch, log)
+
+    monkeypatch.setattr(bio_train, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bio_train.train(cfg_b, dataset=mnist)
+    monkeypatch.setattr(bio_train, "train_epoch", real)
+    state_b, sum_b = bio_train.train(cfg_b, dataset=mnist, resume=True)
+    jax.tree.map(np.testing.assert_array_equal, _host(state_a.params), _host(state_b.params))
+    assert sum_a["linear_acc"] == sum_b["linear_acc"] and len(sum_a["linear_acc"]) == 5
+
+
+@pytest.mark.parametrize("argv, text", [(["--rule", "sgd"], "--rule"), (["--neg-k", "-1"], "neg_k=-1"),
+                                        (["--grid", "--rules", "bp,xx"], "--rules")])
+def test_cli_rejects_bad_flags_with_status_2_and_one_line(argv, text, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and text in err[-1] and "Traceback" not in "".join(err)
