@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from selfsup import augment, data, methods, nets, optim
@@ -139,7 +140,7 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None):
         (loss, (aux, stats, z1, z2)), g = grad_fn(state.params, state.batch_stats, net, method, config,
                                                   x1, x2, fixed)
         upd, opt_state = tx.update(g, state.opt_state, state.params)
-        params = optax_apply(state.params, upd)
+        params = optax.apply_updates(state.params, upd)
         m = methods.ema_momentum(state.step, total, config.ema_m0)
         tparams = methods.ema_update(state.target_params, params["encoder"], m) if method.uses_ema else None
         corr = methods.update_corr(methods.update_corr(state.corr, z1, config.dp_rho), z2, config.dp_rho)
@@ -157,10 +158,6 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None):
         return jax.jit(step, donate_argnums=0)
     rep, batch = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, donate_argnums=0, in_shardings=(rep, batch, rep), out_shardings=(rep, rep))
-
-
-def optax_apply(params, updates):
-    return jax.tree.map(lambda p, u: p + u, params, updates)
 
 
 def _std_unit(z):
