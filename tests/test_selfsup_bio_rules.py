@@ -12,6 +12,8 @@ from selfsup.bio import hinge, net, rules, schedules
 from selfsup.bio.config import BioConfig
 
 RTOL = 1e-5
+ARCH = net.Arch(channels=(2, 3, 3, 4, 4), embed_dim=5, in_shape=(12, 12, 1))  # tiny: fast to compile
+HP = BioConfig.smoke()
 
 
 # ----------------------------------------------------------------------------------------- hinge loss
@@ -143,17 +145,15 @@ def test_fa_conv_uses_feedback_kernel_in_transposed_convolution_hand_computed():
 
 
 def _groups_grads(rule_name, schedule, k, groups, x1, x2):
-    cfg = BioConfig.smoke(rule=rule_name)
-    f = schedules.loss_fn(schedule, cfg.arch(), rules.RULES[rule_name], cfg)
-    return jax.grad(lambda g: f(g, x1, x2, jax.random.key(0), k)[0])(groups)
+    f = schedules.loss_fn(schedule, ARCH, rules.RULES[rule_name], HP)
+    return jax.jit(jax.grad(lambda g: f(g, x1, x2, jax.random.key(0), k)[0]))(groups)
 
 
 @pytest.mark.parametrize("schedule, k", [("e2e", -1), ("gll", 2)])
 def test_fa_with_feedback_equal_to_weights_reproduces_backprop_gradients(schedule, k):
-    cfg = BioConfig.smoke(rule="fa")
-    groups = net.init(jax.random.key(0), cfg.arch(), rules.RULES["fa"])
+    groups = net.init(jax.random.key(0), ARCH, rules.RULES["fa"])
     groups = [{**g, "fb": {"conv": g["conv"]["w"], "head": g["head"]["w"]}} for g in groups]  # B = W^T
-    x1 = jax.random.normal(jax.random.key(1), (8, 28, 28, 1))
+    x1 = jax.random.normal(jax.random.key(1), (8, 12, 12, 1))
     x2 = x1 + 0.3 * jax.random.normal(jax.random.key(2), x1.shape)
     g_fa = _groups_grads("fa", schedule, k, groups, x1, x2)
     g_bp = _groups_grads("bp", schedule, k, [{**g, "fb": {}} for g in groups], x1, x2)
@@ -165,14 +165,13 @@ def test_fa_with_feedback_equal_to_weights_reproduces_backprop_gradients(schedul
 
 # -------------------------------------------------------------------------------------------- DTP
 def _dtp_chain():
-    cfg = BioConfig.smoke(rule="dtp")
-    arch = cfg.arch()
+    arch = ARCH
     groups = net.init(jax.random.key(3), arch, rules.RULES["dtp"])
     fs = [lambda p, x, l=l: net.layer_forward(p, x, pool=arch.pools[l]) for l in range(arch.depth)]
     gs = [None] + [lambda v, h, l=l: net.conv_inverse(v, h, pool=arch.pools[l], side=arch.spatial(l - 1))
                    for l in range(1, arch.depth)]
     ps, vs = [g["conv"] for g in groups], [g["inv"].get("conv", {}) for g in groups]
-    x = jax.random.normal(jax.random.key(4), (4, 28, 28, 1))
+    x = jax.random.normal(jax.random.key(4), (4, 12, 12, 1))
     return fs, gs, ps, vs, x
 
 
@@ -207,7 +206,7 @@ def test_dtp_backward_propagates_the_explicit_difference_targets_and_local_gradi
             h = blk(p, v, h) + (e1 if l == 0 else 0.0)
         return (h * c_top).sum()
 
-    gp, ge = jax.grad(chain, (0, 1))(ps, jnp.zeros_like(hs[0]))
+    gp, ge = jax.jit(jax.grad(chain, (0, 1)))(ps, jnp.zeros_like(hs[0]))
     np.testing.assert_allclose(ge, (hs[0] - ts[0]) / eta, rtol=1e-4, atol=1e-5)
     local = lambda p: 0.5 * ((fs[1](p, hs[0]) - ts[1]) ** 2).sum() / eta  # layer 2's local target loss
     close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

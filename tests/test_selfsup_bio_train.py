@@ -1,7 +1,8 @@
 """selfsup.bio training: which parameters each schedule updates, URF's feedback, the probe, resume, CLI.
 
-Smoke-sized (width 4, 256 images, batch 32). Bit-identity claims use exact equality; URF's B - W is
-constant up to float32 rounding of B + (W_new - W_old) (|W| < 1, so atol 1e-6).
+Smoke-sized (width 4, batch 32) on scikit-learn's 8x8 digits, so every step compiles and runs fast.
+Bit-identity claims use exact equality; URF's B - W is constant up to float32 rounding of
+B + (W_new - W_old) (|W| < 1, so atol 1e-6).
 """
 import jax
 import numpy as np
@@ -15,8 +16,12 @@ from selfsup.bio.config import BioConfig
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return data.load("mnist5k", seed=0)
+def digits():
+    return data.load("digits", seed=0)
+
+
+def smoke(**kw):
+    return BioConfig.smoke(dataset="digits", **kw)
 
 
 def _host(tree):
@@ -46,8 +51,8 @@ def _changed(before, after):
     return out
 
 
-def test_rll_updates_exactly_one_layer_and_its_head_per_step(mnist):
-    snaps, layers = _run_steps(BioConfig.smoke(rule="fa", schedule="rll"), mnist, 6)
+def test_rll_updates_exactly_one_layer_and_its_head_per_step(digits):
+    snaps, layers = _run_steps(smoke(rule="fa", schedule="rll"), digits, 6)
     assert len(set(layers)) >= 2  # the draw really varies
     for s, k in enumerate(layers):
         changed = _changed(snaps[s], snaps[s + 1])
@@ -56,8 +61,8 @@ def test_rll_updates_exactly_one_layer_and_its_head_per_step(mnist):
         assert not any("fb" in name for name in changed[k])  # FA: B stays fixed
 
 
-def test_gll_trains_layers_in_order_and_leaves_frozen_layers_bit_identical(mnist):
-    snaps, layers = _run_steps(BioConfig.smoke(rule="bp", schedule="gll"), mnist, 10)
+def test_gll_trains_layers_in_order_and_leaves_frozen_layers_bit_identical(digits):
+    snaps, layers = _run_steps(smoke(rule="bp", schedule="gll"), digits, 10)
     assert layers == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     for s, k in enumerate(layers):
         assert [bool(c) for c in _changed(snaps[s], snaps[s + 1])] == [l == k for l in range(5)]
@@ -65,8 +70,8 @@ def test_gll_trains_layers_in_order_and_leaves_frozen_layers_bit_identical(mnist
         jax.tree.map(np.testing.assert_array_equal, snaps[2 * l + 2][l], snaps[-1][l])
 
 
-def test_updated_random_feedback_keeps_feedback_minus_weights_constant(mnist):
-    snaps, _ = _run_steps(BioConfig.smoke(rule="urf", schedule="e2e"), mnist, 3)
+def test_updated_random_feedback_keeps_feedback_minus_weights_constant(digits):
+    snaps, _ = _run_steps(smoke(rule="urf", schedule="e2e"), digits, 3)
     for g0, g1 in zip(snaps[0], snaps[-1]):
         for part in ("conv", "head"):
             assert np.abs(g1[part]["w"] - g0[part]["w"]).max() > 1e-4 or part == "head"
@@ -75,8 +80,8 @@ def test_updated_random_feedback_keeps_feedback_minus_weights_constant(mnist):
     assert np.abs(snaps[-1][4]["head"]["w"] - snaps[0][4]["head"]["w"]).max() > 1e-4  # top head learns
 
 
-def test_hebbian_feedback_learns_while_fixed_feedback_does_not(mnist):
-    heb, _ = _run_steps(BioConfig.smoke(rule="urf-hebb"), mnist, 2)
+def test_hebbian_feedback_learns_while_fixed_feedback_does_not(digits):
+    heb, _ = _run_steps(smoke(rule="urf-hebb"), digits, 2)
     assert np.abs(heb[-1][0]["fb"]["conv"] - heb[0][0]["fb"]["conv"]).max() > 1e-5
 
 
@@ -91,9 +96,9 @@ def test_jax_probe_solves_sklearns_logistic_objective():
     assert 0.5 < ref and abs(ours - ref) <= 0.02  # same objective; solver tolerance may flip <= 2 of 100
 
 
-def test_train_resumes_bit_identically_after_an_interruption(mnist, tmp_path, monkeypatch):
-    cfg = BioConfig.smoke(rule="dtp", schedule="e2e", epochs=2, max_images=128, out_dir=str(tmp_path / "a"))
-    state_a, sum_a = bio_train.train(cfg, dataset=mnist)
+def test_train_resumes_bit_identically_after_an_interruption(digits, tmp_path, monkeypatch):
+    cfg = smoke(rule="dtp", schedule="e2e", epochs=2, max_images=128, out_dir=str(tmp_path / "a"))
+    state_a, sum_a = bio_train.train(cfg, dataset=digits)
     assert {p.name for p in (tmp_path / "a" / cfg.name).iterdir()} >= {"config.json", "metrics.jsonl",
                                                                          "checkpoint.msgpack", "summary.json"}
     cfg_b = cfg.replace(out_dir=str(tmp_path / "b"))
@@ -106,9 +111,9 @@ def test_train_resumes_bit_identically_after_an_interruption(mnist, tmp_path, mo
 
     monkeypatch.setattr(bio_train, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        bio_train.train(cfg_b, dataset=mnist)
+        bio_train.train(cfg_b, dataset=digits)
     monkeypatch.setattr(bio_train, "train_epoch", real)
-    state_b, sum_b = bio_train.train(cfg_b, dataset=mnist, resume=True)
+    state_b, sum_b = bio_train.train(cfg_b, dataset=digits, resume=True)
     jax.tree.map(np.testing.assert_array_equal, _host(state_a.params), _host(state_b.params))
     assert sum_a["linear_acc"] == sum_b["linear_acc"] and len(sum_a["linear_acc"]) == 5
 

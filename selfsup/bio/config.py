@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from selfsup import augment
 from selfsup.bio import net, rules, schedules
 
-BIO_DATASETS = ("mnist5k", "cifar10", "cifar100")
+BIO_DATASETS = ("mnist5k", "digits", "cifar10", "cifar100")
 
 
 def _f(default, help: str, choices=None):
@@ -100,7 +100,7 @@ class BioConfig:
         need(0 < self.crop_min <= 1, "crop_min", "in (0, 1]")
         for name in ("flip_p", "jitter_p", "jitter"):
             need(0 <= getattr(self, name) <= 1, name, "in [0, 1]")
-        need(self.dataset == "mnist5k" or self.data_dir, "data_dir",
+        need(self.dataset in ("mnist5k", "digits") or self.data_dir, "data_dir",
              f"a folder with the official files for dataset={self.dataset!r}")
         self.arch().validate()
         return self

@@ -26,7 +26,7 @@ import json
 import subprocess
 import sys
 import time
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,14 +62,18 @@ def init_state(config: BioConfig, key) -> BioState:
     return BioState(jnp.zeros((), jnp.int32), params, [opt.init(g) for g in params])
 
 
-def make_step(config: BioConfig, info: data.DataInfo, total_steps: int):
-    """``step(state, images, key) -> (state, metrics)``: picks the layer on the host, then runs that
-    layer's jitted step (module doc)."""
+_STEP_INDEPENDENT = dict(data_dir="", max_images=0, epochs=1, log_every=1, seed=0, out_dir="", run_name="",
+                        progress=False)
+
+
+@lru_cache(maxsize=32)
+def _jitted_step(config: BioConfig, info: data.DataInfo, k: int):
+    """The jitted step of layer k (-1: all); cached on the fields the step depends on."""
     arch, rule, spec = config.arch(), rules.RULES[config.rule], config.augment_spec()
     loss = schedules.loss_fn(config.schedule, arch, rule, config)
     opt = _optimizer(config)
 
-    def step_k(state: BioState, images, key, k: int):
+    def step(state: BioState, images, key):
         x1 = augment.augment_batch(images, jax.random.fold_in(key, 2), spec, info.mean, info.std)
         x2 = augment.augment_batch(images, jax.random.fold_in(key, 3), spec, info.mean, info.std)
         (val, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params, x1, x2,
@@ -87,11 +91,17 @@ def make_step(config: BioConfig, info: data.DataInfo, total_steps: int):
                 params[l] = {**params[l], "fb": rules.increment_feedback(p["fb"], w_old, w_new)}
         return BioState(state.step + 1, params, opt_state), {"loss": val, **aux}
 
-    compiled = lru_cache(maxsize=None)(lambda k: jax.jit(partial(step_k, k=k), donate_argnums=0))
+    return jax.jit(step, donate_argnums=0)
+
+
+def make_step(config: BioConfig, info: data.DataInfo, total_steps: int):
+    """``step(state, images, key) -> (state, metrics)``: picks the layer on the host, then runs that
+    layer's jitted step (module doc)."""
+    key_config, depth = config.replace(**_STEP_INDEPENDENT), config.arch().depth
 
     def step(state: BioState, images, key):
-        k = schedules.active_layer(config.schedule, int(state.step), key, total_steps, arch.depth)
-        state, metrics = compiled(k)(state, images, key)
+        k = schedules.active_layer(config.schedule, int(state.step), key, total_steps, depth)
+        state, metrics = _jitted_step(key_config, info, k)(state, images, key)
         return state, {**metrics, "layer": k}
 
     return step
