@@ -137,3 +137,10 @@ def update_corr(F, z, rho):
     """F <- rho F + (1 - rho) E_b[z z^T] (uncentred, stop-gradient)."""
     z = jax.lax.stop_gradient(z)
     return rho * F + (1.0 - rho) * (z.T @ z) / z.shape[0]
+
+
+# The biologically plausible family's contrastive hinge loss is a trainer method like any other
+# (`--method hinge` / `hinge-gb`); it lives beside its learning rules in selfsup.bio.
+from selfsup.bio.hinge import register_trainer_methods  # noqa: E402
+
+register_trainer_methods()

@@ -65,6 +65,18 @@ def test_registry_holds_six_methods_and_refuses_duplicates():
         methods.register_method(methods.Method("x", methods.simsiam_loss, target="teacher"))
 
 
+def test_hinge_loss_is_a_registered_trainer_method_acting_on_the_projections():
+    # The trainer sees `hinge` like any other method; its loss on (z1, z2) is exactly the bio module's
+    # hinge loss (same function, so equality is exact), and grad block stops the gradient into z1.
+    from selfsup.bio.hinge import hinge_loss
+    z1, z2 = jax.random.normal(jax.random.key(0), (2, 8, 5))
+    o = {"z1": z1, "z2": z2}
+    loss, _ = methods.METHODS["hinge"].loss(o, Config.smoke())
+    assert float(loss) == float(hinge_loss(z1, z2)[0])
+    g = jax.grad(lambda a: methods.METHODS["hinge-gb"].loss({"z1": a, "z2": z2}, Config.smoke())[0])(z1)
+    assert not np.any(np.asarray(g))
+
+
 def test_cifar_resnet18_has_the_reference_parameter_count():
     """11,173,962 for the CIFAR ResNet-18 with a 10-way fc (kuangliu/pytorch-cifar) minus 512*10+10."""
     shapes = jax.eval_shape(lambda: nets.ResNet18().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), False))
