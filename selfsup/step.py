@@ -13,6 +13,14 @@ randomness is ``key`` only (the loops pass ``fold_in(seed key, global step)``). 
 split over its ``data`` axis and the state replicated; BN statistics are those of the global batch.
 ``steps_per_epoch(config, info)``; ``default_info(config)``.
 
+Extension hook (used by ``selfsup.continual`` for CaSSLe and residual momentum): ``make_step(config, info, *,
+extension=ext, tx=tx)`` returns ``step(state, images, key, extra) -> (state, metrics)``. ``ext.targets(net,
+state, extra, x1, x2) -> dict`` adds stop-gradient arrays to the loss's dict ``o``, ``ext.loss(params, stats,
+o) -> (term, aux, stats)`` adds a term (its trainable parameters live in ``params``, e.g. under
+``"distill"``); ``extra`` is a pytree the step reads but neither differentiates nor donates (e.g. a frozen
+network); ``tx`` replaces the default optimizer (for parameter groups it does not know). Without an
+extension the step is exactly the one above.
+
 Order inside a step: two views (keys split(key)), the stop-gradient targets (EMA encoder on both views, BN
 in batch mode updating the target's own running stats; clean view z0), online forward and loss, optimizer
 update, EMA update ``xi <- m xi + (1 - m) theta`` with the updated online encoder and ``m`` the cosine
@@ -105,8 +113,9 @@ def _forward_targets(net, state, method, x1, x2, x0):
     return jax.tree.map(jax.lax.stop_gradient, out), tstats
 
 
-def _loss(params, stats, net, method, config, x1, x2, fixed):
-    """Online forward of both views, then the method's loss; returns (loss, (aux, new_stats, z1, z2))."""
+def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None):
+    """Online forward of both views, then the method's loss (+ the extension's term);
+    returns (loss, (aux, new_stats, z1, z2))."""
     s = dict(stats)
     o = dict(fixed)
     for i, x in (("1", x1), ("2", x2)):
@@ -119,26 +128,32 @@ def _loss(params, stats, net, method, config, x1, x2, fixed):
     if method.target == "online":
         o["t1"], o["t2"] = jax.lax.stop_gradient(o["z1"]), jax.lax.stop_gradient(o["z2"])
     loss, aux = method.loss(o, config)
+    if extension is not None:
+        term, ext_aux, s = extension.loss(params, s, o)
+        loss, aux = loss + term, {**aux, **ext_aux}
     return loss, (aux, s, o["z1"], o["z2"])
 
 
-def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None):
-    """The jitted, donated ``step(state, images, key) -> (state, metrics)`` for ``config``."""
+def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None, extension=None, tx=None):
+    """The jitted, donated ``step(state, images, key) -> (state, metrics)`` for ``config``
+    (``step(state, images, key, extra)`` with an ``extension``, see the module docstring)."""
     config.validate()
     method, net, spec = _method(config), _nets(config), config.augment_spec()
     spe = steps_per_epoch(config, info)
     total = config.epochs * spe
-    tx, sched = _optimizer(config, info), optim.lr_schedule(config, total, spe)
+    tx, sched = tx or _optimizer(config, info), optim.lr_schedule(config, total, spe)
 
-    def step(state: TrainState, images, key):
+    def step(state: TrainState, images, key, extra=None):
         k1, k2 = jax.random.split(key)
         x1 = augment.augment_batch(images, k1, spec, info.mean, info.std)
         x2 = augment.augment_batch(images, k2, spec, info.mean, info.std)
         x0 = augment.clean_view(images, info.mean, info.std)
         fixed, tstats = _forward_targets(net, state, method, x1, x2, x0)
+        if extension is not None:
+            fixed = {**fixed, **jax.lax.stop_gradient(extension.targets(net, state, extra, x1, x2))}
         grad_fn = jax.value_and_grad(_loss, has_aux=True)
         (loss, (aux, stats, z1, z2)), g = grad_fn(state.params, state.batch_stats, net, method, config,
-                                                  x1, x2, fixed)
+                                                  x1, x2, fixed, extension)
         upd, opt_state = tx.update(g, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
         m = methods.ema_momentum(state.step, total, config.ema_m0)
@@ -157,7 +172,8 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None):
     if mesh is None:
         return jax.jit(step, donate_argnums=0)
     rep, batch = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
-    return jax.jit(step, donate_argnums=0, in_shardings=(rep, batch, rep), out_shardings=(rep, rep))
+    ins = (rep, batch, rep) + ((rep,) if extension is not None else ())
+    return jax.jit(step, donate_argnums=0, in_shardings=ins, out_shardings=(rep, rep))
 
 
 def _std_unit(z):

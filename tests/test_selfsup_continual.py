@@ -191,3 +191,20 @@ def test_cli_rejects_bad_flags_with_status_2_and_one_line(tmp_path, capsys, argv
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert msg in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_trainer_step_with_a_zero_extension_matches_the_plain_step_bit_for_bit(small):
+    from selfsup.step import make_step
+    cfg = ContinualConfig.smoke(method="simsiam", batch_size=32, max_images=0).train
+    info = small.info._replace(n_train=200)
+    zero = distill.Extension(lambda *a: {}, lambda params, stats, o: (0.0, {}, stats))
+    ours, theirs = cstep.build_step(cfg, info, zero), make_step(cfg, info)
+    a = cstep.fresh_task_state(init_state(cfg, jax.random.key(0), info), cfg, info)
+    b = cstep.fresh_task_state(init_state(cfg, jax.random.key(0), info), cfg, info)
+    for i in range(2):
+        batch = jnp.asarray(small.x_train[32 * i:32 * i + 32])
+        a, ma = ours(a, {}, batch, jax.random.key(i))
+        b, mb = theirs(b, batch, jax.random.key(i))
+    assert float(ma["loss"]) == float(mb["loss"])
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)

@@ -8,6 +8,8 @@ optimizer, EMA, F, DirectPred setter) plus the CaSSLe term (``lam_d > 0``: needs
 ``extra["frozen"]``) and the residual-momentum term (``lam_r > 0``), see ``distill``. With both weights 0 it
 is the trainer's step itself. ``extra`` is read, never differentiated nor donated. Cached, so tasks with the
 same number of steps per epoch and repeated runs compile once.
+``build_step(config, info, extension, *, trainable_distill=False)``: the same for any ``distill.Extension``,
+through the trainer's extension hook (``selfsup.step.make_step(..., extension=, tx=)``): one code path.
 ``make_optimizer(config, info, trainable_distill)``: the trainer's optimizer, plus (when the state has
 ``params["distill"]``) SGD for g_d at the predictor's learning rate, also for DirectPred / DirectCopy whose
 own predictor is frozen.
@@ -18,11 +20,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import jax
 import jax.numpy as jnp
 import optax
 
-from selfsup import augment, methods, optim
+from selfsup import methods, optim
 from selfsup import step as trainer_step
 from selfsup.continual import distill
 
@@ -44,12 +45,6 @@ def fresh_task_state(state, config, info):
     return state._replace(step=jnp.zeros((), jnp.int32), opt_state=tx.init(state.params))
 
 
-def _loss(params, stats, net, method, config, x1, x2, fixed, ext):
-    loss, (aux, s, z1, z2) = trainer_step._loss(params, stats, net, method, config, x1, x2, fixed)
-    term, ext_aux, s = ext.loss(params, s, {**fixed, "z1": z1, "z2": z2})
-    return loss + term, ({**aux, **ext_aux}, s, z1, z2)
-
-
 def make_step(config, info, *, lam_d: float = 0.0, distill_hidden: int = 512, lam_r: float = 0.0):
     """The jitted ``step(state, extra, images, key)``; ``state`` is donated, ``extra`` is not."""
     # what the step cannot depend on is normalised away, so tasks with the same number of steps and runs
@@ -66,35 +61,11 @@ def _make_step(config, info, lam_d: float, distill_hidden: int, lam_r: float):
     if extension is None:
         inner = trainer_step.make_step(config, info)
         return lambda state, extra, images, key: inner(state, images, key)
-    config.validate()
-    method, net, spec = methods.METHODS[config.method], trainer_step._nets(config), config.augment_spec()
-    spe = trainer_step.steps_per_epoch(config, info)
-    total = config.epochs * spe
-    tx, sched = make_optimizer(config, info, lam_d > 0), optim.lr_schedule(config, total, spe)
+    return build_step(config, info, extension, trainable_distill=lam_d > 0)
 
-    def step(state, extra, images, key):
-        k1, k2 = jax.random.split(key)
-        x1 = augment.augment_batch(images, k1, spec, info.mean, info.std)
-        x2 = augment.augment_batch(images, k2, spec, info.mean, info.std)
-        x0 = augment.clean_view(images, info.mean, info.std)
-        fixed, tstats = trainer_step._forward_targets(net, state, method, x1, x2, x0)
-        fixed = {**fixed, **jax.lax.stop_gradient(extension.targets(net, state, extra, x1, x2))}
-        grad_fn = jax.value_and_grad(_loss, has_aux=True)
-        (loss, (aux, stats, z1, z2)), g = grad_fn(state.params, state.batch_stats, net, method, config,
-                                                  x1, x2, fixed, extension)
-        upd, opt_state = tx.update(g, state.opt_state, state.params)
-        params = trainer_step.optax_apply(state.params, upd)
-        m = methods.ema_momentum(state.step, total, config.ema_m0)
-        tparams = methods.ema_update(state.target_params, params["encoder"], m) if method.uses_ema else None
-        corr = methods.update_corr(methods.update_corr(state.corr, z1, config.dp_rho), z2, config.dp_rho)
-        if method.setter is not None:
-            wp = method.setter(corr, config.dp_eps)
-            old = params["predictor"]["Dense_0"]["kernel"]
-            kernel = jnp.where(state.step % config.dp_freq == 0, wp.T, old)
-            params = {**params, "predictor": {"Dense_0": {"kernel": kernel}}}
-        metrics = {"loss": loss, **aux, "lr": sched(state.step), "ema_m": m,
-                   "z_std": trainer_step._std_unit(jax.lax.stop_gradient(z1))}
-        return state._replace(step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state,
-                              target_params=tparams, target_stats=tstats, corr=corr), metrics
 
-    return jax.jit(step, donate_argnums=0)
+def build_step(config, info, extension: distill.Extension, *, trainable_distill: bool = False):
+    """The step with any ``extension`` (uncached), as ``step(state, extra, images, key)``."""
+    tx = make_optimizer(config, info, trainable_distill)
+    inner = trainer_step.make_step(config, info, extension=extension, tx=tx)
+    return lambda state, extra, images, key: inner(state, images, key, extra)
