@@ -64,9 +64,9 @@ def git_sha() -> str | None:
     """The repository's HEAD commit, or None outside a git checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
+                             timeout=5, cwd=Path(__file__).resolve().parent)
         return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    except (OSError, subprocess.SubprocessError):
         return None
 
 

@@ -6,7 +6,8 @@ Public API
 a tiny variant for tests and notebooks (512 images, width-8 convnet, batch 64, 1 epoch).
 ``config.validate()``: raises ``ValueError`` naming the bad value and what is allowed.
 ``config.augment_spec()``: the ``augment.AugmentSpec`` of the config.
-``add_flags(parser)`` / ``from_args(ns)``: one ``--flag`` per field (bools as ``--x/--no-x``).
+``add_flags(parser, defaults)`` / ``from_args(ns, base)``: one ``--flag`` per field of a frozen dataclass
+(bools as ``--x/--no-x``); shared by every selfsup CLI (train, bio, continual, online).
 
 Defaults are tuned for mnist5k with the small convnet on a CPU (2 epochs reach kNN accuracy well above a
 random encoder's); for CIFAR the SimSiam recipe is ``--arch resnet18 --dataset cifar10 --lr 0.03
@@ -116,19 +117,30 @@ class Config:
         return self
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {f.default})")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        else:
-            typ = {"int": int, "float": float, "str": str}[str(f.type)]
-            parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+def add_flags(parser: argparse.ArgumentParser, defaults=None) -> None:
+    """One ``--flag`` per field of the frozen dataclass instance ``defaults`` (default ``Config()``).
+
+    The help shows ``defaults``' value; a flag not given on the command line is absent from the namespace
+    (``argparse.SUPPRESS``), so ``from_args`` keeps the preset's value and a given flag always wins.
+    """
+    defaults = Config() if defaults is None else defaults
+    for f in dataclasses.fields(defaults):
+        add_field_flag(parser, f, getattr(defaults, f.name))
 
 
-def from_args(ns: argparse.Namespace, base: Config | None = None) -> Config:
-    """Config from parsed flags; fields without a flag on the command line keep ``base``'s value."""
-    base = base or Config()
-    given = [f.name for f in dataclasses.fields(Config) if hasattr(ns, f.name)]
-    return base.replace(**{name: getattr(ns, name) for name in given})
+def add_field_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, default) -> None:
+    """The ``--flag`` of one dataclass field (bools as ``--x/--no-x``, choices from its metadata)."""
+    flag = "--" + f.name.replace("_", "-")
+    kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
+    if f.type in ("bool", bool):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+    else:
+        typ = {"int": int, "float": float, "str": str}[str(f.type)]
+        parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+
+
+def from_args(ns: argparse.Namespace, base=None):
+    """``base`` (default ``Config()``, or any frozen dataclass) with the fields given on the command line."""
+    base = Config() if base is None else base
+    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(base) if hasattr(ns, f.name)}
+    return dataclasses.replace(base, **given)

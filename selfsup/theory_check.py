@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics._cli import git_sha
 from selfsup import data
 from selfsup import methods as registry
 from selfsup import theory_measure as tm
@@ -133,16 +134,6 @@ def _tag(method: str, wd: float) -> str:
     return f"{method}-wd{wd:g}"
 
 
-def _git_sha() -> str:
-    import subprocess
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 _SWEEP_FIELDS = ("erank_F", "surviving_F", "erank", "out_std", "knn_acc", "align_weighted_final",
                  "align_mean_final",
                  "asym_final", "exponent_final")
@@ -191,7 +182,7 @@ def run_theory_check(tc: TheoryConfig, *, dataset=None) -> dict:
     tc.validate()
     dataset = dataset or data.load(tc.dataset, tc.data_dir or None, seed=tc.seed)
     tc.root.mkdir(parents=True, exist_ok=True)
-    (tc.root / "config.json").write_text(json.dumps({**dataclasses.asdict(tc), "git_sha": _git_sha()},
+    (tc.root / "config.json").write_text(json.dumps({**dataclasses.asdict(tc), "git_sha": git_sha()},
                                                     indent=1))
     results, arrays = {}, {}
     for m, wd in tqdm(tc.points(), desc="theory check", disable=not tc.progress, file=sys.stderr):

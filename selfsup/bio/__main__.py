@@ -22,7 +22,8 @@ from pathlib import Path
 from selfsup import data
 from selfsup.bio import rules, schedules
 from selfsup.bio import train as bio_train
-from selfsup.bio.config import BioConfig, add_flags, from_args
+from selfsup.bio.config import BioConfig
+from selfsup.config import add_flags, from_args
 
 # Tang, Yang & Amit 2022: pretrain CIFAR-100, linear evaluation on CIFAR-10, 6-layer CNN (METHODS.md).
 PAPER = {("bp", "e2e"): 71.44, ("dtp", "e2e"): 71.29, ("fa", "e2e"): 61.70, ("layer-wise", "gll"): 72.76,
@@ -89,7 +90,7 @@ def _names(parser, text: str, allowed, flag: str) -> tuple[str, ...]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m selfsup.bio", description=__doc__.split("\n")[0])
-    add_flags(parser)
+    add_flags(parser, BioConfig())
     parser.add_argument("--smoke", action="store_true", help="start from the tiny BioConfig.smoke() preset")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     parser.add_argument("--grid", action="store_true", help="every rule x schedule + random encoder")

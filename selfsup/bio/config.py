@@ -6,14 +6,13 @@ Public API
 ``BioConfig.smoke(**kw)``: a tiny variant for tests (256 images, width 4, batch 32, 1 epoch).
 ``config.validate()`` raises ``ValueError`` naming the bad value and what is allowed; ``config.arch()`` gives
 the ``net.Arch``; ``config.augment_spec()`` the view distribution (``selfsup.augment``).
-``add_flags(parser)`` / ``from_args(ns, base)``: one ``--flag`` per field (bools as ``--x/--no-x``).
+CLI flags come from the fields through ``selfsup.config.add_flags`` / ``from_args``.
 
 Defaults: mnist5k on a CPU, Adam lr 1e-3, batch 250, 6 epochs; augmentations for digits (crop scale
 (0.3, 1), no flip, brightness/contrast jitter 0.4 with p = 0.8); hinge T = 2, d = 1, all negatives.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -104,22 +103,3 @@ class BioConfig:
              f"a folder with the official files for dataset={self.dataset!r}")
         self.arch().validate()
         return self
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(BioConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kw = dict(default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        else:
-            typ = {"int": int, "float": float, "str": str}[str(f.type)]
-            parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
-
-
-def from_args(ns: argparse.Namespace, base: BioConfig | None = None) -> BioConfig:
-    """Config from parsed flags; flags left at their default keep ``base``'s value."""
-    base = base or BioConfig()
-    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(BioConfig)
-             if getattr(ns, f.name) != f.default}
-    return base.replace(**given)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from functools import lru_cache
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dynamics._cli import git_sha
 from selfsup import augment, checkpoint, data
 from selfsup.bio import net, probe, rules, schedules
 from selfsup.bio.config import BioConfig
@@ -143,14 +143,6 @@ def evaluate_layers(config: BioConfig, groups, dataset: data.Dataset) -> list[fl
             for a, b in zip(tr, te)]
 
 
-def _git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _load(config: BioConfig, dataset):
     if dataset is None:
         dataset = data.load(config.dataset, config.data_dir or None, seed=config.seed)
@@ -211,7 +203,7 @@ def train(config: BioConfig, *, dataset=None, resume: bool = False):
         if meta["config"] != saved:
             raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
         start = meta["epochs_done"]
-    (run / "config.json").write_text(json.dumps({**saved, "git_sha": _git_sha()}, indent=1))
+    (run / "config.json").write_text(json.dumps({**saved, "git_sha": git_sha()}, indent=1))
     kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["epoch"] < start] \
         if metrics_path.exists() and start else []
     metrics_path.write_text("".join(ln + "\n" for ln in kept))
