@@ -91,3 +91,16 @@ def test_halvagal_figure_isoloss_recruits_weak_modes_sooner(drawn):
     half = lambda lam: d["ts"][np.argmax(lam[:, -1] > 0.5 * lam[-1, -1])]
     assert half(d["isoloss"]) < 0.5 * half(d["euclidean"])
     np.testing.assert_allclose(d["isoloss"][-1], d["euclidean"][-1], rtol=1e-4)
+
+
+def test_simulate_default_figure_is_the_commands_modes_png(tmp_path, capsys):
+    # The README's picture of `python -m dynamics.simulate --wd 5e-4` is that command's own modes.png;
+    # at --small (SimSiam alone, default horizon 20 / wd) the top mode sits on its predicted fixed point.
+    import json
+
+    from figures import simulate_default
+    path = simulate_default.main(["--small", "--out", str(tmp_path)])
+    assert path.stat().st_size > 10_000
+    run = json.loads(capsys.readouterr().out.splitlines()[0])
+    top = run["modes"][0]
+    assert abs(top["s"] - top["fixed_point"]["s"]) < 1e-3 * top["fixed_point"]["s"]
