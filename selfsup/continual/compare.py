@@ -69,9 +69,12 @@ def _figure(summaries, path):
     key = "linear" if "linear" in summaries[0] else "knn"
     n = len(summaries)
     fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(2.6 * ((n + 1) // 2), 5.4), squeeze=False)
+    lo = np.floor(20 * min(np.min(s[key]["R"]) for s in summaries)) / 20  # one colour scale for all panels
     for ax, s in zip(axes.T.ravel(), summaries):
-        plots.heatmap(ax, np.array(s[key]["R"]), f"{s['method']}{' + CaSSLe' if s['cassle'] else ''}")
+        im = plots.heatmap(ax, np.array(s[key]["R"]), f"{s['method']}{' + CaSSLe' if s['cassle'] else ''}",
+                           vmin=lo, vmax=1.0)
         ax.set(xlabel="", ylabel="")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
     fig.suptitle(f"{key} accuracy R[i, j] (row: after task i, column: task j)", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -2,7 +2,7 @@
 
 Public API
 ----------
-``heatmap(ax, R, title)``: R[i, j] as an annotated image (rows: after task i, columns: task j).
+``heatmap(ax, R, title, vmin=0, vmax=1)``: R[i, j] as an annotated image (row i: after task i, column j).
 ``save_heatmaps(mats, path, title="")``: one heat map per matrix in ``mats`` (``{"knn": R, "linear": R}``).
 ``save_curves(curves, path, title="")``: accuracy against examples seen, one line per name in ``curves``
 (``{name: (seen, acc)}``).
@@ -21,11 +21,12 @@ def _plt():
     return plt
 
 
-def heatmap(ax, R, title: str = ""):
+def heatmap(ax, R, title: str = "", vmin: float = 0.0, vmax: float = 1.0):
     R = np.asarray(R)
-    im = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+    im = ax.imshow(R, vmin=vmin, vmax=vmax, cmap="viridis")
     for (i, j), v in np.ndenumerate(R):
-        ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
+        dark = (v - vmin) < 0.6 * (vmax - vmin)
+        ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if dark else "k", fontsize=8)
     ax.set(xlabel="evaluated task j", ylabel="after training task i", title=title,
            xticks=range(R.shape[1]), yticks=range(R.shape[0]))
     return im
