@@ -25,10 +25,12 @@ def _run(cc: ContinualConfig, dataset):
     from selfsup.continual.continual import run_continual
     run = Path(cc.train.out_dir) / cc.name
     summary = run / "summary.json"
-    if summary.exists() and json.loads((run / "config.json").read_text())["train"] == cc.to_dict()["train"]:
-        done = json.loads(summary.read_text())
-        if done["tasks"] == cc.tasks and done["cassle"] == cc.cassle:
-            return done
+    if summary.exists():  # the same run, wherever its folder was moved (out_dir and progress aside)
+        loose = lambda d: {k: v for k, v in d.items() if k not in ("out_dir", "progress", "git_sha", "split")}
+        saved = json.loads((run / "config.json").read_text())
+        if loose(saved["train"]) == loose(cc.to_dict()["train"]) and \
+                loose({**saved, "train": 0}) == loose({**cc.to_dict(), "train": 0}):
+            return json.loads(summary.read_text())
     return run_continual(cc, dataset=dataset, resume=(run / "checkpoint.msgpack").exists())
 
 
