@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dynamics._cli import git_sha
 from selfsup import checkpoint, data
 from selfsup import evaluate as ev
 from selfsup.config import Config, add_flags, from_args
@@ -51,8 +51,9 @@ def _put(x, mesh: Mesh | None, spec: PartitionSpec):
     return jax.device_put(x, NamedSharding(mesh, spec)) if mesh is not None else jax.device_put(x)
 
 
-def _flush(buf: list, first: int, last: int, epoch: int, log) -> None:
-    """Mean of buffered metrics for steps first..last; raise if the loss is not finite."""
+def flush_metrics(buf: list, first: int, last: int, epoch: int, log) -> None:
+    """Mean of buffered step metrics for steps first..last to ``log``; raise ``NonFiniteLossError`` naming
+    the step range if the loss is not finite (shared by the continual and online loops)."""
     host = jax.device_get(buf)
     loss = np.array([m["loss"] for m in host])
     if not np.all(np.isfinite(loss)):
@@ -83,7 +84,7 @@ def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=Non
             on_step(s, state, metrics)
         buf.append(metrics)
         if len(buf) == config.log_every or i == spe - 1:
-            _flush(buf, first, s, epoch, log)
+            flush_metrics(buf, first, s, epoch, log)
             bar.set_postfix(loss=f"{float(buf[-1]['loss']):.4f}")
             buf, first = [], s + 1
         bar.update(1)
@@ -99,18 +100,11 @@ def _progress(config: Config, total: int, epoch: int):
                 disable=not config.progress, leave=False, file=sys.stderr)
 
 
-def _git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _metrics_log(path: Path, keep_epochs: int):
-    """Append-writer for metrics.jsonl; on resume drops records of epochs not in the checkpoint."""
+def metrics_log(path: Path, keep: int, *, key: str = "epoch"):
+    """Append-writer for metrics.jsonl; on resume drops the records whose ``key`` ("epoch", or "step" for
+    the online stream) is not below ``keep``, i.e. not covered by the checkpoint."""
     if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] < keep_epochs]
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)[key] < keep]
         path.write_text("".join(ln + "\n" for ln in lines))
 
     def log(record: dict) -> None:
@@ -142,9 +136,9 @@ def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, o
         if meta["config"] != dataclasses.asdict(config.replace(progress=meta["config"]["progress"])):
             raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
         start = meta["epochs_done"]
-    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "git_sha": _git_sha(),
+    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "git_sha": git_sha(),
                                                  "devices": mesh.size}, indent=1))
-    log = _metrics_log(run / "metrics.jsonl", start)
+    log = metrics_log(run / "metrics.jsonl", start)
     state = _put(state, mesh, PartitionSpec())
     step_fn = make_step(config, info, mesh=mesh)
     speed, t_run = [], time.perf_counter()

@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from selfsup import data, methods
+from selfsup import config, data, methods
 from selfsup.config import Config
 
 DEFAULT_TRAIN = Config(epochs=10, out_dir="runs/continual")
@@ -75,30 +75,18 @@ class ContinualConfig:
         return dataclasses.asdict(self)
 
 
-def _fields(defaults):
-    for f in dataclasses.fields(Config):
-        yield f, getattr(defaults.train, f.name)
+def add_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Flags for ``defaults`` (a ``ContinualConfig`` or any frozen dataclass with a ``train: Config``):
+    the trainer's fields, then the experiment's own (``selfsup.config.add_field_flag`` for each)."""
+    config.add_flags(parser, defaults.train)
     for f in dataclasses.fields(defaults):
         if f.name != "train":
-            yield f, getattr(defaults, f.name)
-
-
-def add_flags(parser: argparse.ArgumentParser, defaults) -> None:
-    """Flags for ``defaults`` (a ``ContinualConfig`` or any frozen dataclass with a ``train: Config``)."""
-    for f, default in _fields(defaults):
-        flag = "--" + f.name.replace("_", "-")
-        kw = dict(default=default, help=f"{f.metadata['help']} (default: {default})")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        else:
-            typ = {"int": int, "float": float, "str": str}[str(f.type)]
-            parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+            config.add_field_flag(parser, f, getattr(defaults, f.name))
 
 
 def from_args(ns: argparse.Namespace, defaults):
-    train = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Config)}
-    rest = {f.name: getattr(ns, f.name) for f in dataclasses.fields(defaults) if f.name != "train"}
-    return dataclasses.replace(defaults, train=defaults.train.replace(**train), **rest)
+    """``defaults`` with the flags given on the command line, the trainer's fields into ``train``."""
+    return dataclasses.replace(config.from_args(ns, defaults), train=config.from_args(ns, defaults.train))
 
 
 def check_lam_r(lam_r: float, method: str) -> None:

@@ -29,13 +29,14 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from dynamics._cli import git_sha
 from selfsup import checkpoint, data
 from selfsup.continual import distill, metrics, plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.config import ContinualConfig
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import _git_sha, _metrics_log, train_epoch
+from selfsup.train import metrics_log, train_epoch
 
 
 class TaskData(NamedTuple):
@@ -118,9 +119,9 @@ def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, on
             raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
     elif cc.eval_init:
         meta["R_init"] = _evaluate(cc, info, state, dataset, split)
-    (run / "config.json").write_text(json.dumps({**cc.to_dict(), "git_sha": _git_sha(),
+    (run / "config.json").write_text(json.dumps({**cc.to_dict(), "git_sha": git_sha(),
                                                  "split": [s.tolist() for s in split]}, indent=1))
-    log = _metrics_log(run / "metrics.jsonl", meta["tasks_done"] * cfg.epochs)  # drops unfinished tasks
+    log = metrics_log(run / "metrics.jsonl", meta["tasks_done"] * cfg.epochs)  # drops unfinished tasks
     bar = _bar(cc, meta["tasks_done"])
     for t in range(meta["tasks_done"], cc.tasks):
         t0 = time.perf_counter()

@@ -27,6 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from dynamics._cli import git_sha
 from selfsup import checkpoint, data
 from selfsup.config import Config
 from selfsup.continual import plots, splits
@@ -35,7 +36,7 @@ from selfsup.continual.config import check_lam_r
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import _flush, _git_sha
+from selfsup.train import flush_metrics, metrics_log
 
 DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, out_dir="runs/online", log_every=25)
 STREAMS = ("iid", "tasks")
@@ -110,9 +111,9 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
         same = dataclasses.replace(oc, train=cfg.replace(progress=meta["config"]["train"]["progress"]))
         if meta["config"] != dataclasses.asdict(same):
             raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
-    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(oc), "git_sha": _git_sha(),
+    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(oc), "git_sha": git_sha(),
                                                  "split": [s.tolist() for s in split]}, indent=1))
-    log = _metrics_log(run / "metrics.jsonl", meta["step"])
+    log = metrics_log(run / "metrics.jsonl", meta["step"], key="step")
     step = cstep.make_step(cfg, info._replace(n_train=n_steps * bs), lam_r=oc.lam_r)
 
     def evaluate(s: int, state) -> None:
@@ -133,25 +134,13 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
         state, m = step(state, {}, data_batch(dataset, order, s, bs), jax.random.fold_in(key, s))
         buf.append(m)
         if len(buf) == cfg.log_every or s + 1 in points:
-            _flush(buf, first, s, 0, log)  # epoch 0: the one pass
+            flush_metrics(buf, first, s, 0, log)  # epoch 0: the one pass
             buf, first = [], s + 1
         bar.update(1)
         if s + 1 in points:
             evaluate(s + 1, state)
     bar.close()
     return _finish(oc, run, meta, state, dataset, split, info, time.perf_counter() - t_run)
-
-
-def _metrics_log(path: Path, keep_steps: int):
-    """Append-writer for metrics.jsonl; keeps only records of steps before ``keep_steps`` (the checkpoint)."""
-    if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < keep_steps]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-    def log(record: dict) -> None:
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-    return log
 
 
 def data_batch(dataset, order, s: int, bs: int):
