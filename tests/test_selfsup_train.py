@@ -168,3 +168,16 @@ def test_short_run_knn_accuracy_clearly_above_a_random_encoder(tmp_path, mnist, 
     _, summary = train(cfg, dataset=mnist)
     assert base["knn_acc"] == pytest.approx(0.425, abs=0.02)
     assert summary["knn_acc"] > base["knn_acc"] + 0.05, (summary["knn_acc"], base["knn_acc"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy"])
+def test_default_cli_run_beats_the_random_encoder_for_every_method(tmp_path, mnist, method):
+    """The README's default run (2 epochs, width-32 convnet, seed 0). Measured kNN: random 0.490, methods
+    0.536-0.612 (README table); each must clear the random encoder by 0.02, well inside that range."""
+    cfg = Config(method=method, out_dir=str(tmp_path), progress=False, linear_probe=False)
+    rnd = init_state(cfg, jax.random.key(cfg.seed), mnist.info)
+    base = ev.evaluate(cfg, mnist.info, rnd.params["encoder"], rnd.batch_stats["encoder"], mnist, probe=False)
+    _, summary = train(cfg, dataset=mnist)
+    assert base["knn_acc"] == pytest.approx(0.490, abs=0.02)
+    assert summary["knn_acc"] > base["knn_acc"] + 0.02, (summary["knn_acc"], base["knn_acc"])
