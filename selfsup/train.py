@@ -51,17 +51,23 @@ def _put(x, mesh: Mesh | None, spec: PartitionSpec):
     return jax.device_put(x, NamedSharding(mesh, spec)) if mesh is not None else jax.device_put(x)
 
 
-def flush_metrics(buf: list, first: int, last: int, epoch: int, log) -> None:
-    """Mean of buffered step metrics for steps first..last to ``log``; raise ``NonFiniteLossError`` naming
-    the step range if the loss is not finite (shared by the continual and online loops)."""
+def mean_metrics(buf: list, first: int, last: int, epoch: int) -> dict:
+    """Mean of the buffered step metrics of steps first..last; raise ``NonFiniteLossError`` naming the step
+    range if the loss is not finite (shared by every training loop: trainer, continual, online, bio)."""
     host = jax.device_get(buf)
     loss = np.array([m["loss"] for m in host])
     if not np.all(np.isfinite(loss)):
         bad = first + int(np.flatnonzero(~np.isfinite(loss))[0])
         raise NonFiniteLossError(f"loss became {loss[bad - first]} between steps {first} and {last} "
                                  f"(first non-finite at step {bad}, epoch {epoch})")
+    return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+
+
+def flush_metrics(buf: list, first: int, last: int, epoch: int, log) -> None:
+    """``mean_metrics`` of steps first..last, written to ``log`` (if any) with the epoch and last step."""
+    record = mean_metrics(buf, first, last, epoch)
     if log is not None:
-        log({"epoch": epoch, "step": last, **{k: float(np.mean([m[k] for m in host])) for k in host[0]}})
+        log({"epoch": epoch, "step": last, **record})
 
 
 def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=None, on_step=None, log=None):

@@ -24,6 +24,7 @@ from selfsup.bio import rules, schedules
 from selfsup.bio import train as bio_train
 from selfsup.bio.config import BioConfig
 from selfsup.config import add_flags, from_args
+from selfsup.train import NonFiniteLossError
 
 # Tang, Yang & Amit 2022: pretrain CIFAR-100, linear evaluation on CIFAR-10, 6-layer CNN (METHODS.md).
 PAPER = {("bp", "e2e"): 71.44, ("dtp", "e2e"): 71.29, ("fa", "e2e"): 61.70, ("layer-wise", "gll"): 72.76,
@@ -105,7 +106,7 @@ def main(argv=None):
         _, summary = bio_train.train(config, resume=ns.resume)
     except ValueError as e:  # includes DatasetError and CheckpointError
         parser.error(str(e))
-    except bio_train.NonFiniteLossError as e:
+    except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))

@@ -38,10 +38,7 @@ from dynamics._cli import git_sha
 from selfsup import augment, checkpoint, data
 from selfsup.bio import net, probe, rules, schedules
 from selfsup.bio.config import BioConfig
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; the message names the step range."""
+from selfsup.train import mean_metrics
 
 
 class BioState(NamedTuple):
@@ -151,16 +148,6 @@ def _load(config: BioConfig, dataset):
     return dataset
 
 
-def _check(buf, first, epoch):
-    host = jax.device_get(buf)
-    loss = np.array([m["loss"] for m in host])
-    if not np.all(np.isfinite(loss)):
-        bad = first + int(np.flatnonzero(~np.isfinite(loss))[0])
-        raise NonFiniteLossError(f"loss became non-finite between steps {first} and {first + len(buf) - 1} "
-                                 f"(first at step {bad}, epoch {epoch})")
-    return {k: float(np.mean([m[k] for m in host])) for k in host[0] if k != "layer"}
-
-
 def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None):
     """One pass in the order ``permutation(fold_in(key, 10**6 + epoch))``, last incomplete batch dropped."""
     from tqdm.auto import tqdm
@@ -175,7 +162,8 @@ def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None
         state, metrics = step_fn(state, images, jax.random.fold_in(key, s0 + i))
         buf.append(metrics)
         if len(buf) == config.log_every or i == spe - 1:
-            rec = _check(buf, s0 + i + 1 - len(buf), epoch)
+            rec = mean_metrics(buf, s0 + i + 1 - len(buf), s0 + i, epoch)
+            rec.pop("layer", None)
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
             if log is not None:
                 log({"epoch": epoch, "step": s0 + i, **rec})
