@@ -8,6 +8,7 @@ a tiny variant for tests and notebooks (512 images, width-8 convnet, batch 64, 1
 ``config.augment_spec()``: the ``augment.AugmentSpec`` of the config.
 ``add_flags(parser, defaults)`` / ``from_args(ns, base)``: one ``--flag`` per field of a frozen dataclass
 (bools as ``--x/--no-x``); shared by every selfsup CLI (train, bio, continual, online).
+``run_cli(parser, fn)``: runs a CLI's body with the shared exit codes (2: bad input, 1: non-finite loss).
 
 Defaults are tuned for mnist5k with the small convnet on a CPU (2 epochs reach kNN accuracy well above a
 random encoder's); for CIFAR the SimSiam recipe is ``--arch resnet18 --dataset cifar10 --lr 0.03
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 from selfsup import augment, data, methods
@@ -144,3 +146,16 @@ def from_args(ns: argparse.Namespace, base=None):
     base = Config() if base is None else base
     given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(base) if hasattr(ns, f.name)}
     return dataclasses.replace(base, **given)
+
+
+def run_cli(parser: argparse.ArgumentParser, fn):
+    """``fn()`` for a command line: bad input (``ValueError``, which includes ``DatasetError`` and
+    ``CheckpointError``) exits with status 2 and one line via ``parser.error``; a non-finite loss
+    (``NonFiniteLossError``, a ``FloatingPointError``) exits with status 1 and one line naming the steps."""
+    try:
+        return fn()
+    except ValueError as e:
+        parser.error(str(e))
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None

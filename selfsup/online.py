@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def main(argv=None) -> dict:
+    from selfsup.config import run_cli
     from selfsup.continual.config import add_flags, from_args
     from selfsup.continual.online import OnlineConfig, run_online
-    from selfsup.train import NonFiniteLossError
     parser = argparse.ArgumentParser(prog="python -m selfsup.online",
                                      description="Online self-supervised learning: one pass over a stream.")
     parser.add_argument("--smoke", action="store_true", help="start from the tiny OnlineConfig.smoke()")
@@ -26,13 +25,8 @@ def main(argv=None) -> dict:
     defaults = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
     add_flags(parser, defaults)
     ns = parser.parse_args(argv)
-    try:
-        summary = run_online(from_args(ns, defaults).validate(), resume=ns.resume)
-    except ValueError as e:  # includes DatasetError and CheckpointError
-        parser.error(str(e))
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+    oc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume))
     print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
                                               "run_dir")}))
     return summary

@@ -42,7 +42,7 @@ from dynamics._cli import git_sha
 from selfsup import data
 from selfsup import methods as registry
 from selfsup import theory_measure as tm
-from selfsup.config import Config
+from selfsup.config import Config, run_cli
 from selfsup.theory_run import run_point, save_npz
 
 SWEEP_METHODS = ("simsiam", "phinet", "xphinet")
@@ -245,11 +245,9 @@ def main(argv=None) -> dict:
     ns = parser.parse_args(argv)
     given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TheoryConfig)
              if getattr(ns, f.name) is not None}
-    try:
-        tc = (TheoryConfig.smoke(**given) if ns.smoke else TheoryConfig(**given)).validate()
-        report = run_theory_check(tc)
-    except ValueError as e:  # bad flags, DatasetError, CheckpointError
-        parser.error(str(e))
+    preset = TheoryConfig.smoke if ns.smoke else TheoryConfig
+    tc = run_cli(parser, lambda: preset(**given).validate())
+    report = run_cli(parser, lambda: run_theory_check(tc))
     print(json.dumps({"out_dir": str(tc.root), **report["headline"]}))
     return report
 

@@ -36,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from dynamics._cli import git_sha
 from selfsup import checkpoint, data
 from selfsup import evaluate as ev
-from selfsup.config import Config, add_flags, from_args
+from selfsup.config import Config, add_flags, from_args, run_cli
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
 
 __all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
@@ -175,14 +175,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     ns = parser.parse_args(argv)
-    try:
-        config = from_args(ns, Config.smoke() if ns.smoke else Config()).validate()
-        _, summary = train(config, resume=ns.resume)
-    except ValueError as e:  # includes DatasetError and CheckpointError
-        parser.error(str(e))
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+    config = run_cli(parser, lambda: from_args(ns, Config.smoke() if ns.smoke else Config()).validate())
+    _, summary = run_cli(parser, lambda: train(config, resume=ns.resume))
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
     return summary
 

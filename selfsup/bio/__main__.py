@@ -23,8 +23,7 @@ from selfsup import data
 from selfsup.bio import rules, schedules
 from selfsup.bio import train as bio_train
 from selfsup.bio.config import BioConfig
-from selfsup.config import add_flags, from_args
-from selfsup.train import NonFiniteLossError
+from selfsup.config import add_flags, from_args, run_cli
 
 # Tang, Yang & Amit 2022: pretrain CIFAR-100, linear evaluation on CIFAR-10, 6-layer CNN (METHODS.md).
 PAPER = {("bp", "e2e"): 71.44, ("dtp", "e2e"): 71.29, ("fa", "e2e"): 61.70, ("layer-wise", "gll"): 72.76,
@@ -98,17 +97,12 @@ def main(argv=None):
     parser.add_argument("--rules", default=",".join(GRID_RULES), help="grid rules, comma-separated")
     parser.add_argument("--schedules", default=",".join(schedules.SCHEDULES), help="grid schedules")
     ns = parser.parse_args(argv)
-    try:
-        config = from_args(ns, BioConfig.smoke() if ns.smoke else BioConfig()).validate()
-        if ns.grid:
-            return grid(config, _names(parser, ns.rules, rules.RULES, "--rules"),
-                        _names(parser, ns.schedules, schedules.SCHEDULES, "--schedules"))
-        _, summary = bio_train.train(config, resume=ns.resume)
-    except ValueError as e:  # includes DatasetError and CheckpointError
-        parser.error(str(e))
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+    config = run_cli(parser, lambda: from_args(ns, BioConfig.smoke() if ns.smoke else BioConfig()).validate())
+    if ns.grid:
+        names = (_names(parser, ns.rules, rules.RULES, "--rules"),
+                 _names(parser, ns.schedules, schedules.SCHEDULES, "--schedules"))
+        return run_cli(parser, lambda: grid(config, *names))
+    _, summary = run_cli(parser, lambda: bio_train.train(config, resume=ns.resume))
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
     return summary
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from selfsup.config import run_cli
 from selfsup.continual.config import ContinualConfig, add_flags, from_args
 
 
 def main(argv=None) -> dict:
     from selfsup.continual.continual import run_continual
-    from selfsup.train import NonFiniteLossError
     parser = argparse.ArgumentParser(prog="python -m selfsup.continual",
                                      description="Class-incremental continual self-supervised learning.")
     parser.add_argument("--smoke", action="store_true", help="start from the tiny ContinualConfig.smoke()")
@@ -25,14 +24,8 @@ def main(argv=None) -> dict:
     defaults = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
     add_flags(parser, defaults)
     ns = parser.parse_args(argv)
-    try:
-        cc = from_args(ns, defaults).validate()
-        summary = run_continual(cc, resume=ns.resume)
-    except ValueError as e:  # includes DatasetError and CheckpointError
-        parser.error(str(e))
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+    cc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume))
     short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
                                      "run_dir")}
     for k in ("knn", "linear"):
