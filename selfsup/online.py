@@ -13,19 +13,13 @@ import json
 
 def main(argv=None) -> dict:
     from selfsup.config import run_cli
-    from selfsup.continual.config import add_flags, from_args
+    from selfsup.continual.config import parse
     from selfsup.continual.online import OnlineConfig, run_online
     parser = argparse.ArgumentParser(prog="python -m selfsup.online",
                                      description="Online self-supervised learning: one pass over a stream.")
-    parser.add_argument("--smoke", action="store_true", help="start from the tiny OnlineConfig.smoke()")
     parser.add_argument("--resume", action="store_true", help="continue from the last evaluation point")
-    pre = argparse.ArgumentParser(add_help=False)  # the preset decides the defaults shown by --help
-    pre.add_argument("--smoke", action="store_true")
-    ns, _ = pre.parse_known_args(argv)
-    defaults = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
-    add_flags(parser, defaults)
-    ns = parser.parse_args(argv)
-    oc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    ns, oc = parse(parser, argv, OnlineConfig)
+    oc = run_cli(parser, oc.validate)
     summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume))
     print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
                                               "run_dir")}))

@@ -9,22 +9,16 @@ import argparse
 import json
 
 from selfsup.config import run_cli
-from selfsup.continual.config import ContinualConfig, add_flags, from_args
+from selfsup.continual.config import ContinualConfig, parse
 
 
 def main(argv=None) -> dict:
     from selfsup.continual.continual import run_continual
     parser = argparse.ArgumentParser(prog="python -m selfsup.continual",
                                      description="Class-incremental continual self-supervised learning.")
-    parser.add_argument("--smoke", action="store_true", help="start from the tiny ContinualConfig.smoke()")
     parser.add_argument("--resume", action="store_true", help="continue after the last finished task")
-    pre = argparse.ArgumentParser(add_help=False)  # the preset decides the defaults shown by --help
-    pre.add_argument("--smoke", action="store_true")
-    ns, _ = pre.parse_known_args(argv)
-    defaults = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
-    add_flags(parser, defaults)
-    ns = parser.parse_args(argv)
-    cc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    ns, cc = parse(parser, argv, ContinualConfig)
+    cc = run_cli(parser, cc.validate)
     summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume))
     short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
                                      "run_dir")}

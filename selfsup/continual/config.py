@@ -7,6 +7,7 @@ Public API
 ``Config`` go to ``train``). ``validate()`` raises ``ValueError`` naming the bad value.
 ``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 10 epochs per task of 800 mnist5k
 images = 120 steps per task, width-32 convnet, batch 64, lr 0.1 x 64/256, kNN k = 200).
+``parse(parser, argv, cls)``: the CLIs' parsing with the preset chosen by ``--smoke``;
 ``add_flags(parser, defaults)`` / ``from_args(ns, defaults)``: one ``--flag`` per field of ``Config`` and of
 ``ContinualConfig`` (bools as ``--x/--no-x``), defaults (and help) from ``defaults``.
 """
@@ -87,6 +88,19 @@ def add_flags(parser: argparse.ArgumentParser, defaults) -> None:
 def from_args(ns: argparse.Namespace, defaults):
     """``defaults`` with the flags given on the command line, the trainer's fields into ``train``."""
     return dataclasses.replace(config.from_args(ns, defaults), train=config.from_args(ns, defaults.train))
+
+
+def parse(parser: argparse.ArgumentParser, argv, cls):
+    """Add ``--smoke`` and every flag of ``cls`` (``ContinualConfig`` or ``OnlineConfig``) to ``parser`` and
+    parse ``argv``; the preset (``cls.smoke()`` with ``--smoke``, else ``cls()``) gives the defaults, also
+    those ``--help`` shows. Returns ``(namespace, config with the given flags)``, not yet validated."""
+    parser.add_argument("--smoke", action="store_true", help=f"start from the tiny {cls.__name__}.smoke()")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--smoke", action="store_true")
+    defaults = cls.smoke() if pre.parse_known_args(argv)[0].smoke else cls()
+    add_flags(parser, defaults)
+    ns = parser.parse_args(argv)
+    return ns, from_args(ns, defaults)
 
 
 def check_lam_r(lam_r: float, method: str) -> None:
