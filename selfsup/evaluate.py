@@ -7,13 +7,16 @@ projector outputs z (B, d) of uint8 images, BN in inference mode, one compiled f
 ``knn_accuracy(train_h, train_y, test_h, test_y, *, k=200, t=0.1, num_classes)``: weighted kNN on
 L2-normalised features, cosine similarity, class score = sum over the k nearest of exp(sim / t).
 ``linear_probe(train_h, train_y, test_h, test_y)``: test accuracy of a multinomial logistic regression
-(L-BFGS, scikit-learn) on standardised frozen features.
+on standardised frozen features (``selfsup.probe``: the package's one probe).
+``feature_scores(...)``: ``knn_acc`` (config's k), ``knn_acc_k20``, ``knn_acc_k200``, ``linear_acc``,
+``linear_acc_10pc`` (10 labels per class, fixed seed) of one set of features.
+``baselines(config, info, dataset)``: those scores for the untrained encoder and for raw pixels.
 ``output_std(z)``: mean over dimensions of the std over the batch of z / ||z||; about 1/sqrt(d) for
 well-spread outputs, 0 when collapsed (SimSiam paper, Fig. 2).
 ``effective_rank(z)``: exp of the entropy of the normalised eigenvalues of the output covariance
 (Roy & Vetterli 2007): d for isotropic outputs, 1 when they lie on a line.
-``evaluate(config, info, params, stats, dataset, *, probe=True) -> dict``: all of the above on a
-``data.Dataset`` (kNN memory = train images, queries = test images; collapse metrics on test outputs).
+``evaluate(config, info, params, stats, dataset, *, probe=True) -> dict``: the scores and collapse metrics
+on a ``data.Dataset`` (kNN memory = train images, queries = test images; collapse metrics on test outputs).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from selfsup import augment, nets
+from selfsup import augment, nets, probe
 
 
 @lru_cache(maxsize=16)
@@ -33,7 +36,7 @@ def _embed_fn(config: Any, info: Any):
 
     @jax.jit
     def f(params, stats, images):
-        x = augment.clean_view(images, info.mean, info.std)
+        x = augment.eval_view(images, info.mean, info.std)
         return nets.apply(enc, params, stats, x, False)[0]
     return f
 
@@ -77,14 +80,33 @@ def knn_accuracy(train_h, train_y, test_h, test_y, *, k: int = 200, t: float = 0
     return float((np.concatenate(preds) == np.asarray(test_y)).mean())
 
 
-def linear_probe(train_h, train_y, test_h, test_y, *, max_iter: int = 1000) -> float:
-    """Test accuracy of L-BFGS logistic regression on standardised frozen features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
-    clf.fit(np.asarray(train_h, np.float64), np.asarray(train_y))
-    return float(clf.score(np.asarray(test_h, np.float64), np.asarray(test_y)))
+def linear_probe(train_h, train_y, test_h, test_y, *, num_classes: int | None = None) -> float:
+    """Test accuracy of logistic regression on standardised frozen features (``selfsup.probe``, the package's
+    one probe: scikit-learn's default objective, solved by L-BFGS in JAX)."""
+    k = int(num_classes or max(np.max(train_y), np.max(test_y)) + 1)
+    return probe.linear_probe(train_h, train_y, test_h, test_y, num_classes=k)
+
+
+def few_label_indices(y, per_class: int = 10, *, seed: int = 0) -> np.ndarray:
+    """Indices of ``per_class`` training examples of every class, drawn with a fixed seed (sorted)."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    idx = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in np.unique(y)]
+    return np.sort(np.concatenate(idx))
+
+
+def feature_scores(htr, ytr, hte, yte, *, num_classes: int, knn_k: int, knn_t: float,
+                   probe_: bool = True) -> dict:
+    """The accuracy fields of ``summary.json`` for one set of frozen features: ``knn_acc`` (k = knn_k),
+    ``knn_acc_k20``, ``knn_acc_k200``, ``linear_acc`` (all training labels), ``linear_acc_10pc`` (10 labels
+    per class, ``few_label_indices(seed=0)``)."""
+    knn = lambda k: knn_accuracy(htr, ytr, hte, yte, k=k, t=knn_t, num_classes=num_classes)
+    out = {"knn_acc": knn(knn_k), "knn_acc_k20": knn(20), "knn_acc_k200": knn(200)}
+    if probe_:
+        few = few_label_indices(ytr, 10)
+        out["linear_acc"] = linear_probe(htr, ytr, hte, yte, num_classes=num_classes)
+        out["linear_acc_10pc"] = linear_probe(htr[few], np.asarray(ytr)[few], hte, yte, num_classes=num_classes)
+    return out
 
 
 def output_std(z) -> float:
@@ -102,13 +124,28 @@ def effective_rank(z) -> float:
 
 
 def evaluate(config, info, params, stats, dataset, *, probe: bool = True) -> dict:
-    """kNN (config.knn_k, config.knn_t), optional linear probe, and collapse metrics on ``dataset``."""
+    """``feature_scores`` of the backbone features (kNN memory = train images, queries = test images) and
+    the collapse metrics of the test images' projector outputs."""
     htr, _ = embed(config, info, params, stats, dataset.x_train)
     hte, zte = embed(config, info, params, stats, dataset.x_test)
-    out = {"knn_acc": knn_accuracy(htr, dataset.y_train, hte, dataset.y_test, k=config.knn_k, t=config.knn_t,
-                                   num_classes=dataset.num_classes),
-           "out_std": output_std(zte), "out_std_healthy": float(1 / np.sqrt(zte.shape[1])),
-           "erank": effective_rank(zte)}
-    if probe:
-        out["linear_acc"] = linear_probe(htr, dataset.y_train, hte, dataset.y_test)
-    return out
+    out = feature_scores(htr, dataset.y_train, hte, dataset.y_test, num_classes=dataset.num_classes,
+                         knn_k=config.knn_k, knn_t=config.knn_t, probe_=probe)
+    return {**out, "out_std": output_std(zte), "out_std_healthy": float(1 / np.sqrt(zte.shape[1])),
+            "erank": effective_rank(zte)}
+
+
+def pixel_features(images, mean, std) -> np.ndarray:
+    """Raw pixels as features: the normalised image, flattened (the evaluation view of ``embed``)."""
+    return np.asarray(augment.eval_view(jnp.asarray(images), mean, std)).reshape(len(images), -1)
+
+
+def baselines(config, info, dataset, *, probe: bool = True) -> dict:
+    """The same scores for the two references every trained encoder must beat, on the same split:
+    ``random_init`` (the untrained encoder of ``init_state(config, key(seed))``) and ``pixels``."""
+    from selfsup.step import init_state
+    st = init_state(config, jax.random.key(config.seed), info)
+    rnd = evaluate(config, info, st.params["encoder"], st.batch_stats["encoder"], dataset, probe=probe)
+    px = [pixel_features(x, info.mean, info.std) for x in (dataset.x_train, dataset.x_test)]
+    pix = feature_scores(px[0], dataset.y_train, px[1], dataset.y_test, num_classes=dataset.num_classes,
+                         knn_k=config.knn_k, knn_t=config.knn_t, probe_=probe)
+    return {"random_init": rnd, "pixels": pix}

@@ -15,11 +15,13 @@ backbone features. ``cfg`` is the training config (fields ``lam``, ...).
 Flags: ``target`` "online" | "ema"; ``clean_view`` None | "online" | "ema" (source of z0); ``ca1`` (PhiNet's
 second predictor g); ``linear_predictor`` (force the bias-free linear predictor); ``setter`` None or
 ``setter(F, eps) -> Wp`` (the predictor is not trained, it is set from the EMA correlation F every ``freq``
-steps).
+steps); ``projector`` "simsiam" (Linear-BN-ReLU blocks, last Linear-BN) | "byol" (Linear-BN-ReLU-Linear with
+biases, no final BN: BYOL, DirectPred, DirectCopy); ``ema_schedule`` "cosine" (m0 -> 1) | "constant"
+(``config.mem_beta``: X-PhiNet's momentum encoder, constant in the authors' code).
 
 Helpers: ``neg_cos(p, z) = -mean_b cos(p_b, z_b)`` (METHODS.md ``D``); ``mse``;
 ``ema_momentum(step, total, m0) = 1 - (1 - m0)(cos(pi step / total) + 1) / 2``;
-``ema_update(target, online, m) = m target + (1 - m) online``;
+``ema_update(target, online, m) = m target + (1 - m) online``; ``ema_rate(method, config, step, total)``;
 ``update_corr(F, z, rho) = rho F + (1 - rho) z^T z / B``; ``directpred_wp``, ``directcopy_wp`` (THEORY.md 2).
 """
 from __future__ import annotations
@@ -90,6 +92,8 @@ class Method(NamedTuple):
     ca1: bool = False
     linear_predictor: bool = False
     setter: Callable | None = None
+    projector: str = "simsiam"   # "simsiam" (last Linear-BN, no biases) or "byol" (Linear-BN-ReLU-Linear, biases)
+    ema_schedule: str = "cosine"  # "cosine" (m0 -> 1, BYOL) or "constant" (config.mem_beta, X-PhiNet)
 
     @property
     def uses_ema(self) -> bool:
@@ -105,6 +109,10 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
         raise ValueError(f"target={method.target!r} must be 'online' or 'ema'")
     if method.clean_view not in (None, "online", "ema"):
         raise ValueError(f"clean_view={method.clean_view!r} must be None, 'online' or 'ema'")
+    if method.projector not in ("simsiam", "byol"):
+        raise ValueError(f"projector={method.projector!r} must be 'simsiam' or 'byol'")
+    if method.ema_schedule not in ("cosine", "constant"):
+        raise ValueError(f"ema_schedule={method.ema_schedule!r} must be 'cosine' or 'constant'")
     if method.name in METHODS and not replace:
         raise ValueError(f"method {method.name!r} is already registered (pass replace=True)")
     METHODS[method.name] = method
@@ -113,11 +121,11 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
 
 for _m in (
     Method("simsiam", simsiam_loss),
-    Method("byol", byol_loss, target="ema"),
+    Method("byol", byol_loss, target="ema", projector="byol"),
     Method("phinet", phinet_loss, clean_view="online", ca1=True),
-    Method("xphinet", phinet_loss, clean_view="ema", ca1=True),
-    Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp),
-    Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp),
+    Method("xphinet", phinet_loss, clean_view="ema", ca1=True, ema_schedule="constant"),
+    Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp, projector="byol"),
+    Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp, projector="byol"),
 ):
     register_method(_m)
 
@@ -134,9 +142,18 @@ def ema_update(target, online, m):
 
 
 def update_corr(F, z, rho):
-    """F <- rho F + (1 - rho) E_b[z z^T] (uncentred, stop-gradient)."""
+    """F <- rho F + (1 - rho) E_b[z z^T] (uncentred, stop-gradient). The step calls it once per step with
+    both views stacked, ``z = [z1; z2]`` (2B, d), as the authors' code does (luckmatters ``Accumulator``)."""
     z = jax.lax.stop_gradient(z)
     return rho * F + (1.0 - rho) * (z.T @ z) / z.shape[0]
+
+
+def ema_rate(method: Method, config, step, total_steps):
+    """The momentum encoder's EMA rate at ``step``: the cosine schedule from ``config.ema_m0`` to 1 (BYOL,
+    DirectPred, DirectCopy) or the constant ``config.mem_beta`` (X-PhiNet, the authors' beta = 0.99)."""
+    if method.ema_schedule == "constant":
+        return jnp.asarray(config.mem_beta, jnp.float32)
+    return ema_momentum(step, total_steps, config.ema_m0)
 
 
 # The biologically plausible family's contrastive hinge loss is a trainer method like any other

@@ -3,11 +3,13 @@
 Public API
 ----------
 ``SmallConvNet(width)``: 3 x (3x3 conv - BN - ReLU) with widths (w, 2w, 4w), strides (1, 2, 2), global average
-pool; feature size 4w. Sized for CPU tests.
+pool; feature size 4w (the former default, ``arch="small-gap"``).
 ``ResNet18()``: the CIFAR ResNet-18 (3x3 stride-1 stem, no max-pool, BasicBlocks 2-2-2-2 with widths
 64-128-256-512, global average pool); 11,168,832 parameters, feature size 512.
+``ConvNet(width)``: the default CPU backbone, 4 x (3x3 conv - BN - ReLU) with 2x2 max-pools, the final 4 x 4
+map flattened (features keep the digit's layout: 16 * 4w for 28 x 28 inputs).
 ``Projector(hidden, out, layers)``: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine
-(SimSiam's reference code).
+(SimSiam's reference code). ``ByolProjector``: the same blocks with biases, then a plain Linear (BYOL).
 ``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias initialised as in PyTorch,
 U(-/+ 1/sqrt(hidden)), so that p is never exactly 0); ``LinearPredictor(out)``:
 bias-free ``p = Wp z``, stored as the flax kernel ``K = Wp^T`` (``p = z @ K``).
@@ -29,7 +31,24 @@ import jax.numpy as jnp
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
 
+class ConvNet(nn.Module):
+    """4 x (3x3 conv - BN - ReLU), widths (w, 2w, 4w, 4w), 2x2 max-pool after the 1st, 2nd and 4th conv;
+    the final map (4 x 4 for 28 x 28 inputs) is flattened, so the features keep the digit's layout."""
+    width: int = 16
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for i, (mult, pool) in enumerate(((1, True), (2, True), (4, False), (4, True))):
+            x = nn.Conv(self.width * mult, (3, 3), use_bias=False)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+            if pool:  # pooling, not strides: keeps every position and is cheaper to differentiate on XLA:CPU
+                x = nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
+        return x.reshape(x.shape[0], -1)
+
+
 class SmallConvNet(nn.Module):
+    """The former default (kept as ``arch="small-gap"`` to show the effect): its global average pool over
+    a 7 x 7 map of 9 x 9 receptive fields throws the digit's layout away."""
     width: int = 32
 
     @nn.compact
@@ -67,6 +86,7 @@ class ResNet18(nn.Module):
 
 
 class Projector(nn.Module):
+    """SimSiam's projector: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine."""
     hidden: int
     out: int
     layers: int = 2
@@ -78,6 +98,21 @@ class Projector(nn.Module):
             x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
         x = nn.Dense(self.out, use_bias=False)(x)
         return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, **_BN)(x)
+
+
+class ByolProjector(nn.Module):
+    """BYOL's projector (and solo-learn's): (layers - 1) x (Linear - BN - ReLU), then Linear, all Linear layers
+    with biases and no final BN, so the output (and DirectPred's F) is not standardised."""
+    hidden: int
+    out: int
+    layers: int = 2
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for _ in range(self.layers - 1):
+            x = nn.Dense(self.hidden)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        return nn.Dense(self.out, bias_init=_uniform_bias(x.shape[-1]))(x)
 
 
 def _uniform_bias(fan_in: int):
@@ -122,10 +157,17 @@ class Nets(NamedTuple):
     ca1: nn.Module | None  # PhiNet's second predictor g
 
 
-def build(config: Any, *, linear_predictor: bool = False, ca1: bool = False) -> Nets:
-    """Modules for ``config`` (arch, width, proj_hidden, proj_dim, proj_layers, pred_hidden, predictor)."""
-    backbone = ResNet18() if config.arch == "resnet18" else SmallConvNet(config.width)
-    enc = Encoder(backbone, Projector(config.proj_hidden, config.proj_dim, config.proj_layers))
+def build(config: Any, *, linear_predictor: bool = False, ca1: bool = False,
+          projector: str | None = None) -> Nets:
+    """Modules for ``config`` (arch, width, proj_hidden, proj_dim, proj_layers, pred_hidden, predictor);
+    ``projector`` "simsiam" (``Projector``) or "byol" (``ByolProjector``), by default the method's."""
+    if projector is None:
+        from selfsup import methods  # the registry knows each method's projector
+        projector = methods.METHODS[config.method].projector
+    backbone = {"resnet18": ResNet18, "small-gap": lambda: SmallConvNet(config.width),
+                "small": lambda: ConvNet(config.width)}[config.arch]()
+    proj = {"simsiam": Projector, "byol": ByolProjector}[projector]
+    enc = Encoder(backbone, proj(config.proj_hidden, config.proj_dim, config.proj_layers))
     hidden = config.pred_hidden or max(1, config.proj_dim // 4)
     linear = linear_predictor or config.predictor == "linear"
     pred = LinearPredictor(config.proj_dim) if linear else Predictor(hidden, config.proj_dim)
@@ -141,8 +183,14 @@ def apply(module: nn.Module, params, stats, x, train: bool):
     return out, upd["batch_stats"]
 
 
-def feature_dim(config: Any) -> int:
-    return 512 if config.arch == "resnet18" else 4 * config.width
+def feature_dim(config: Any, image_shape=(28, 28, 1)) -> int:
+    """Size of the backbone features h for ``config.arch`` on images of ``image_shape`` (H, W, C)."""
+    if config.arch == "resnet18":
+        return 512
+    if config.arch == "small-gap":
+        return 4 * config.width
+    cells = lambda n: -(-(-(-(-(-n // 2) // 2)) // 2))  # three SAME 2 x 2 pools: ceil(n / 2), three times
+    return 4 * config.width * cells(image_shape[0]) * cells(image_shape[1])
 
 
 def dummy_input(image_shape) -> jnp.ndarray:

@@ -5,12 +5,13 @@ Public API
 ``lr_schedule(config, total_steps, steps_per_epoch)``: ``lr_peak = config.lr * batch_size / 256`` (the
 linear scaling rule), linear warm-up from 0 over ``warmup_epochs``, then cosine decay to 0 at ``total_steps``.
 ``make_optimizer(config, total_steps, steps_per_epoch, *, frozen_predictor=False)``: an
-``optax.multi_transform`` over the parameter groups ``encoder``, ``predictor``, ``ca1``:
+``optax.multi_transform`` over two groups (``param_group``):
 
-- encoder: ``sgd`` = coupled weight decay ``g + wd * w`` (PyTorch's SGD), momentum, scheduled lr; or ``lars``
-  (optax.lars; no weight decay and no trust-ratio adaptation on 1-D parameters, i.e. biases and BN).
-- predictor heads (h and g): the same, at the constant ``lr_peak`` when ``config.fix_pred_lr`` (SimSiam's
-  recipe); never updated when ``frozen_predictor`` (DirectPred / DirectCopy set it instead).
+- scheduled (the encoder, PhiNet's g, CaSSLe's g_d): ``sgd`` = coupled weight decay ``g + wd * w``
+  (PyTorch's SGD), momentum, scheduled lr; or ``lars`` (optax.lars; no weight decay and no trust-ratio
+  adaptation on 1-D parameters, i.e. biases and BN).
+- predictor (h only): the same, at the constant ``lr_peak`` when ``config.fix_pred_lr`` (SimSiam's recipe
+  and the PhiNets code: only h); never updated when ``frozen_predictor`` (DirectPred / DirectCopy set it).
 
 Weight decay comes from ``config.wd`` only; nothing else decays.
 """
@@ -40,10 +41,16 @@ def _base(config: Any, lr) -> optax.GradientTransformation:
     return optax.chain(optax.add_decayed_weights(config.wd), optax.sgd(lr, momentum=config.momentum))
 
 
+def param_group(name: str) -> str:
+    """The learning-rate group of a top-level parameter collection: ``predictor`` (the predictor h) or
+    ``scheduled`` (the encoder, PhiNet's g = ``ca1``, CaSSLe's g_d = ``distill``, anything else)."""
+    return "predictor" if name == "predictor" else "scheduled"
+
+
 def make_optimizer(config: Any, total_steps: int, steps_per_epoch: int, *,
                    frozen_predictor: bool = False) -> optax.GradientTransformation:
     sched = lr_schedule(config, total_steps, steps_per_epoch)
     peak = config.lr * config.batch_size / 256
-    head = optax.set_to_zero() if frozen_predictor else _base(config, peak if config.fix_pred_lr else sched)
-    labels = lambda params: {k: ("encoder" if k == "encoder" else "head") for k in params}
-    return optax.multi_transform({"encoder": _base(config, sched), "head": head}, labels)
+    pred = optax.set_to_zero() if frozen_predictor else _base(config, peak if config.fix_pred_lr else sched)
+    labels = lambda params: {k: param_group(k) for k in params}
+    return optax.multi_transform({"scheduled": _base(config, sched), "predictor": pred}, labels)

@@ -24,8 +24,10 @@ extension the step is exactly the one above.
 Order inside a step: two views (keys split(key)), the stop-gradient targets (EMA encoder on both views, BN
 in batch mode updating the target's own running stats; clean view z0), online forward and loss, optimizer
 update, EMA update ``xi <- m xi + (1 - m) theta`` with the updated online encoder and ``m`` the cosine
-schedule at the current step, ``F <- rho F + (1 - rho) z z^T / B`` for each view, and for DirectPred /
-DirectCopy ``Wp <- setter(F)`` when ``step % dp_freq == 0``.
+schedule at the current step (X-PhiNet: the constant ``mem_beta``), one update ``F <- rho F + (1 - rho)
+mean(z z^T)`` over both views' projector outputs together (2B rows), and for DirectPred / DirectCopy
+``Wp <- setter(F)`` when ``step % dp_freq == 0``. With ``config.lam_r > 0`` the loss adds residual momentum
+``lam_r * residual_term(z1, z2, f_xi(x1), f_xi(x2))`` (methods with a momentum encoder).
 """
 from __future__ import annotations
 
@@ -99,12 +101,16 @@ def init_state(config: Config, key, info: data.DataInfo | None = None) -> TrainS
                       jnp.zeros((config.proj_dim, config.proj_dim)))
 
 
-def _forward_targets(net, state, method, x1, x2, x0):
-    """Stop-gradient targets computed before the loss: EMA projections and the clean-view z0."""
+def _forward_targets(net, state, method, x1, x2, x0, lam_r=0.0):
+    """Stop-gradient targets computed before the loss: EMA projections, the clean-view z0 and, for residual
+    momentum without an EMA target (X-PhiNet), the momentum encoder's projections e1, e2 of x1, x2."""
     out, tstats = {}, state.target_stats
     if method.target == "ema":
         (_, out["t1"]), tstats = nets.apply(net.encoder, state.target_params, tstats, x1, True)
         (_, out["t2"]), tstats = nets.apply(net.encoder, state.target_params, tstats, x2, True)
+    if lam_r and method.target != "ema":  # BN in batch mode, running-stat updates discarded
+        out["e1"] = nets.apply(net.encoder, state.target_params, tstats, x1, True)[0][1]
+        out["e2"] = nets.apply(net.encoder, state.target_params, tstats, x2, True)[0][1]
     if method.clean_view is not None:  # BN in batch mode; its running-stat update is discarded
         ema = method.clean_view == "ema"
         p, s = (state.target_params, state.target_stats) if ema else (state.params["encoder"],
@@ -128,6 +134,10 @@ def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None):
     if method.target == "online":
         o["t1"], o["t2"] = jax.lax.stop_gradient(o["z1"]), jax.lax.stop_gradient(o["z2"])
     loss, aux = method.loss(o, config)
+    if config.lam_r:
+        e1, e2 = (o["t1"], o["t2"]) if method.target == "ema" else (o["e1"], o["e2"])
+        term = residual_term(o["z1"], o["z2"], e1, e2)
+        loss, aux = loss + config.lam_r * term, {**aux, "residual": term}
     if extension is not None:
         term, ext_aux, s = extension.loss(params, s, o)
         loss, aux = loss + term, {**aux, **ext_aux}
@@ -148,7 +158,7 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None, 
         x1 = augment.augment_batch(images, k1, spec, info.mean, info.std)
         x2 = augment.augment_batch(images, k2, spec, info.mean, info.std)
         x0 = augment.clean_view(images, info.mean, info.std)
-        fixed, tstats = _forward_targets(net, state, method, x1, x2, x0)
+        fixed, tstats = _forward_targets(net, state, method, x1, x2, x0, config.lam_r)
         if extension is not None:
             fixed = {**fixed, **jax.lax.stop_gradient(extension.targets(net, state, extra, x1, x2))}
         grad_fn = jax.value_and_grad(_loss, has_aux=True)
@@ -156,9 +166,9 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None, 
                                                   x1, x2, fixed, extension)
         upd, opt_state = tx.update(g, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
-        m = methods.ema_momentum(state.step, total, config.ema_m0)
+        m = methods.ema_rate(method, config, state.step, total)
         tparams = methods.ema_update(state.target_params, params["encoder"], m) if method.uses_ema else None
-        corr = methods.update_corr(methods.update_corr(state.corr, z1, config.dp_rho), z2, config.dp_rho)
+        corr = methods.update_corr(state.corr, jnp.concatenate([z1, z2]), config.dp_rho)  # once, both views
         if method.setter is not None:
             # cond, not where: the eigendecomposition runs only on setting steps
             kernel = jax.lax.cond(state.step % config.dp_freq == 0,
@@ -174,6 +184,13 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None, 
     rep, batch = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
     ins = (rep, batch, rep) + ((rep,) if extension is not None else ())
     return jax.jit(step, donate_argnums=0, in_shardings=ins, out_shardings=(rep, rep))
+
+
+def residual_term(z1, z2, e1, e2):
+    """Residual momentum (Pham et al. 2023): [(1 - cos(z1, sg e1)) + (1 - cos(z2, sg e2))] / 2, the online
+    vs the momentum encoder's projections of the same view (``1 + D(f(x), sg f_xi(x))``, D = -cos)."""
+    sg = jax.lax.stop_gradient
+    return 1.0 + 0.5 * (methods.neg_cos(z1, sg(e1)) + methods.neg_cos(z2, sg(e2)))
 
 
 def _std_unit(z):

@@ -17,7 +17,8 @@ epoch record with kNN accuracy and collapse metrics every ``eval_every`` epochs)
 epoch and gives bit-identical results to the uninterrupted run. ``on_epoch(epoch, state, record)`` runs after
 each epoch.
 ``main(argv=None)``: ``python -m selfsup.train --method phinet --dataset mnist5k --epochs 5``; ``--smoke``
-starts from ``Config.smoke()``; ``--resume``. Bad flags exit with status 2 and one line.
+starts from ``Config.smoke()``, ``--preset NAME`` from a named recipe (``selfsup.config.PRESETS``, listed by
+``--help``); ``--resume``. Bad flags exit with status 2 and one line.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from dynamics._cli import git_sha
 from selfsup import checkpoint, data
 from selfsup import evaluate as ev
-from selfsup.config import Config, add_flags, from_args, run_cli
+from selfsup.config import PRESETS, Config, add_flags, from_args, preset, presets_help, run_cli
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
 
 __all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
@@ -127,7 +128,7 @@ def _evaluate(config, info, state, dataset, *, probe=False) -> dict:
 def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, on_epoch=None):
     """Run ``config`` end to end; returns the final state and the summary dict."""
     config.validate()
-    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.seed,
+    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.data_seed,
                                    unlabeled=config.stl10_unlabeled)
     info = dataset.info
     mesh = Mesh(np.array(jax.devices()), ("data",))
@@ -162,6 +163,8 @@ def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, o
     summary = {"method": config.method, "dataset": config.dataset, "arch": config.arch,
                "epochs": config.epochs,
                **_evaluate(config, info, state, dataset, probe=config.linear_probe),
+               **({"baselines": ev.baselines(config, info, dataset, probe=config.linear_probe)}
+                  if config.baselines else {}),
                "images_per_s": float(np.nanmean([s["images_per_s"] for s in speed])) if speed else math.nan,
                "first_step_s": speed[0]["first_step_s"] if speed else math.nan,
                "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "run_dir": str(run)}
@@ -170,15 +173,33 @@ def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, o
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m selfsup.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfsup.train", description=__doc__.split("\n")[0],
+                                     epilog=presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(parser)
     parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
+    parser.add_argument("--preset", default="", help=f"start from a named recipe, one of {sorted(PRESETS)} "
+                        "(listed below)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     ns = parser.parse_args(argv)
-    config = run_cli(parser, lambda: from_args(ns, Config.smoke() if ns.smoke else Config()).validate())
+
+    def resolve():
+        if ns.smoke and ns.preset:
+            raise ValueError(f"--smoke and --preset={ns.preset} exclude each other")
+        base = Config.smoke() if ns.smoke else preset(ns.preset) if ns.preset else Config()
+        cfg = from_args(ns, base)
+        if ns.preset:
+            preset(ns.preset, **dataclasses.asdict(cfg))  # the dataset given must suit the preset
+        return cfg.validate()
+    config = run_cli(parser, resolve)
     _, summary = run_cli(parser, lambda: train(config, resume=ns.resume))
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
+    print(json.dumps(_rounded(summary)))
     return summary
+
+
+def _rounded(x):
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    return round(x, 4) if isinstance(x, float) else x
 
 
 if __name__ == "__main__":

@@ -67,12 +67,13 @@ def test_registry_holds_six_methods_and_refuses_duplicates():
 
 def test_hinge_loss_is_a_registered_trainer_method_acting_on_the_projections():
     # The trainer sees `hinge` like any other method; its loss on (z1, z2) is exactly the bio module's
-    # hinge loss (same function, so equality is exact), and grad block stops the gradient into z1.
-    from selfsup.bio.hinge import hinge_loss
+    # hinge loss on the rescaled embeddings (same functions, so equality is exact), and grad block stops
+    # the gradient into z1.
+    from selfsup.bio.hinge import hinge_loss, trainer_embedding
     z1, z2 = jax.random.normal(jax.random.key(0), (2, 8, 5))
     o = {"z1": z1, "z2": z2}
     loss, _ = methods.METHODS["hinge"].loss(o, Config.smoke())
-    assert float(loss) == float(hinge_loss(z1, z2)[0])
+    assert float(loss) == float(hinge_loss(trainer_embedding(z1), trainer_embedding(z2))[0])
     g = jax.grad(lambda a: methods.METHODS["hinge-gb"].loss({"z1": a, "z2": z2}, Config.smoke())[0])(z1)
     assert not np.any(np.asarray(g))
 

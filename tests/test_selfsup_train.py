@@ -110,8 +110,10 @@ def test_cli_flags_override_the_smoke_preset_even_when_equal_to_the_default():
     from selfsup.config import add_flags, from_args
     p = argparse.ArgumentParser()
     add_flags(p)
-    cfg = from_args(p.parse_args(["--epochs", "2", "--no-progress", "--lr", "0.5"]), Config.smoke())
-    assert cfg.epochs == 2 == Config().epochs and cfg.lr == 0.5 and cfg.width == Config.smoke().width
+    argv = ["--epochs", str(Config().epochs), "--no-progress", "--lr", str(Config().lr)]
+    cfg = from_args(p.parse_args(argv), Config.smoke())
+    assert cfg.epochs == Config().epochs != Config.smoke().epochs and cfg.lr == Config().lr
+    assert cfg.width == Config.smoke().width
     assert from_args(p.parse_args([])) == Config()
 
 
@@ -157,27 +159,22 @@ def test_data_parallel_step_on_two_forced_cpu_devices_matches_one_device(tmp_pat
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["simsiam", "phinet"])
-def test_short_run_knn_accuracy_clearly_above_a_random_encoder(tmp_path, mnist, method):
-    """2 epochs on the 4000 mnist5k training digits, width-8 convnet, seed 0; kNN (k=200) on the 1000 test
-    digits. Measured: random encoder 0.425, SimSiam 0.523, PhiNet 0.521; half that margin is asserted."""
-    cfg = Config(method=method, epochs=2, width=8, proj_hidden=128, proj_dim=64, lr=0.3,
-                 out_dir=str(tmp_path), progress=False, linear_probe=False, eval_every=0)
-    rnd = init_state(cfg, jax.random.key(cfg.seed), mnist.info)
-    base = ev.evaluate(cfg, mnist.info, rnd.params["encoder"], rnd.batch_stats["encoder"], mnist, probe=False)
+def test_short_simsiam_run_beats_its_random_init_encoder_with_few_labels(tmp_path, mnist):
+    """SHORT_RUN on the 4000 mnist5k training digits, seed 0, scored on the 1000 test digits with 10 labels per
+    class (linear_acc_10pc). Measured: MEASURED_SHORT; half the margin is asserted."""
+    cfg = SHORT_CFG(tmp_path)
     _, summary = train(cfg, dataset=mnist)
-    assert base["knn_acc"] == pytest.approx(0.425, abs=0.02)
-    assert summary["knn_acc"] > base["knn_acc"] + 0.05, (summary["knn_acc"], base["knn_acc"])
+    rnd = summary["baselines"]["random_init"]
+    assert summary["linear_acc_10pc"] > rnd["linear_acc_10pc"] + SHORT_MARGIN, (summary, rnd)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy"])
-def test_default_cli_run_beats_the_random_encoder_for_every_method(tmp_path, mnist, method):
-    """The README's default run (2 epochs, width-32 convnet, seed 0). Measured kNN: random 0.490, methods
-    0.536-0.612 (README table); each must clear the random encoder by 0.02, well inside that range."""
-    cfg = Config(method=method, out_dir=str(tmp_path), progress=False, linear_probe=False)
-    rnd = init_state(cfg, jax.random.key(cfg.seed), mnist.info)
-    base = ev.evaluate(cfg, mnist.info, rnd.params["encoder"], rnd.batch_stats["encoder"], mnist, probe=False)
-    _, summary = train(cfg, dataset=mnist)
-    assert base["knn_acc"] == pytest.approx(0.490, abs=0.02)
-    assert summary["knn_acc"] > base["knn_acc"] + 0.02, (summary["knn_acc"], base["knn_acc"])
+def test_default_cli_run_beats_both_baselines_for_every_method(tmp_path, mnist, method):
+    """The README's default run (mnist5k, seed 0), the issue's bar: linear_acc >= pixels + 0.06 and
+    >= random init + 0.02; linear_acc_10pc >= both + 0.10 (README table: measured values)."""
+    cfg = Config(method=method, out_dir=str(tmp_path), progress=False)
+    _, s = train(cfg, dataset=mnist)
+    rnd, pix = s["baselines"]["random_init"], s["baselines"]["pixels"]
+    assert s["linear_acc"] >= pix["linear_acc"] + 0.06 and s["linear_acc"] >= rnd["linear_acc"] + 0.02, s
+    assert s["linear_acc_10pc"] >= max(pix["linear_acc_10pc"], rnd["linear_acc_10pc"]) + 0.10, s

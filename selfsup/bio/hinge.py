@@ -15,8 +15,9 @@ does not depend on the batch size. ``aux``: ``pos`` / ``neg`` (the two sums / N)
 ``neg_dist`` (mean D_ij over the negatives used), ``neg_active`` (fraction of negatives closer than T + d).
 
 ``register_trainer_methods()``: adds ``hinge`` (all negatives) and ``hinge-gb`` (grad block on view 1) to
-``selfsup.methods.METHODS`` so ``selfsup.train`` can use them like any other method; the loss acts on the
-projector outputs ``(a, b) = (z1, z2)`` with T = 2, d = 1. Idempotent; nothing is registered at import time.
+``selfsup.methods.METHODS`` so ``selfsup.train`` can use them like any other method; the loss acts on
+``trainer_embedding`` of the projector outputs (unit-normalised and scaled so that the margins T = 2, d = 1
+bite, see its docstring). Idempotent; nothing is registered at import time.
 """
 from __future__ import annotations
 
@@ -61,10 +62,25 @@ def hinge_loss(a, b, *, T: float = 2.0, d: float = 1.0, k: int = 0, grad_block: 
     return pos + neg, aux
 
 
+def trainer_embedding(z, *, T: float = 2.0, d: float = 1.0):
+    """The embedding the trainer's hinge loss acts on: ``z / ||z||_2 * r`` with ``r = (T + d) sqrt(pi / (4 D))``.
+
+    Why: the margins are absolute L1 distances, but the projector's BN-standardised outputs (D = 128) lie
+    about 150 apart in L1, so every negative is far outside ``T + d`` and the contrastive term is exactly 0.
+    On a sphere of radius r in D dimensions, ``||a - b||_1 ~ sqrt(2 D / pi) ||a - b||_2`` and
+    ``||a - b||_2 = r sqrt(2 - 2 cos)``; this r puts two orthogonal (unrelated) embeddings exactly at
+    ``T + d``. So negatives with a positive cosine (BN-centred outputs at init: about half) are inside the
+    margin and pushed toward orthogonality, and positives are pulled below ``T - d``, i.e. to
+    ``cos > 1 - ((T - d) / (T + d))^2`` (8/9 for T = 2, d = 1)."""
+    r = (T + d) * jnp.sqrt(jnp.pi / (4 * z.shape[-1]))
+    return z * jax.lax.rsqrt(jnp.maximum((z * z).sum(-1, keepdims=True), 1e-24)) * r
+
+
 def _trainer_loss(o, cfg, *, grad_block: bool):
-    """Trainer-registry form: hinge loss between the two views' projector outputs z1, z2."""
-    loss, aux = hinge_loss(o["z1"], o["z2"], grad_block=grad_block)
-    return loss, {"sim": loss, "pos_dist": aux["pos_dist"], "neg_dist": aux["neg_dist"]}
+    """Trainer-registry form: hinge loss between the two views' embeddings ``trainer_embedding(z1, z2)``."""
+    loss, aux = hinge_loss(trainer_embedding(o["z1"]), trainer_embedding(o["z2"]), grad_block=grad_block)
+    return loss, {"sim": loss, "pos_dist": aux["pos_dist"], "neg_dist": aux["neg_dist"],
+                  "neg_active": aux["neg_active"]}
 
 
 def register_trainer_methods() -> tuple[str, ...]:

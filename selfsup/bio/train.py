@@ -36,7 +36,8 @@ import optax
 
 from dynamics._cli import git_sha
 from selfsup import augment, checkpoint, data
-from selfsup.bio import net, probe, rules, schedules
+from selfsup import probe
+from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
 from selfsup.train import mean_metrics
 
@@ -113,7 +114,7 @@ def steps_per_epoch(config: BioConfig, n_images: int) -> int:
 
 @jax.jit
 def _clean(images, mean, std):
-    return augment.clean_view(images, mean, std)
+    return augment.eval_view(images, mean, std)
 
 
 @lru_cache(maxsize=8)
@@ -142,7 +143,7 @@ def evaluate_layers(config: BioConfig, groups, dataset: data.Dataset) -> list[fl
 
 def _load(config: BioConfig, dataset):
     if dataset is None:
-        dataset = data.load(config.dataset, config.data_dir or None, seed=config.seed)
+        dataset = data.load(config.dataset, config.data_dir or None, seed=0)  # the fixed split
     if tuple(dataset.x_train.shape[1:]) != config.arch().in_shape:
         raise ValueError(f"dataset images {dataset.x_train.shape[1:]} do not match {config.arch().in_shape}")
     return dataset

@@ -38,7 +38,7 @@ def compare(base: ContinualConfig, methods=METHODS, *, dataset=None) -> list[dic
     """Summaries of ``base`` with each method, without and then with CaSSLe."""
     from selfsup import data
     cfg = base.train
-    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.seed)
+    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
     return [_run(base.replace(train=cfg.replace(method=m), cassle=c), dataset)
             for m in methods for c in (False, True)]
 

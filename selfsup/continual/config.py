@@ -2,7 +2,8 @@
 
 Public API
 ----------
-``ContinualConfig(train, tasks, split_seed, cassle, lam_d, distill_hidden, lam_r, eval_init)``, frozen;
+``ContinualConfig(train, tasks, split_seed, cassle, lam_d, distill_hidden, eval_init)`` (residual momentum:
+the trainer's ``train.lam_r``, flag ``--lam-r``), frozen;
 ``train.epochs`` is the number of epochs per task. ``ContinualConfig.smoke(**kw)``: a tiny variant (keys of
 ``Config`` go to ``train``). ``validate()`` raises ``ValueError`` naming the bad value.
 ``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 10 epochs per task of 800 mnist5k
@@ -34,8 +35,7 @@ class ContinualConfig:
     split_seed: int = _f(0, "seed of the class split (fixed across training seeds)")
     cassle: bool = _f(False, "CaSSLe predictive distillation from task 2 on")
     lam_d: float = _f(1.0, "CaSSLe weight lam_d")
-    distill_hidden: int = _f(512, "hidden width of the distillation predictor g_d (CaSSLe: 2048)")
-    lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
+    distill_hidden: int = _f(2048, "hidden width of the distillation predictor g_d (the cassle repo's 2048)")
     eval_init: bool = _f(True, "also evaluate the untrained encoder (row R_init)")
 
     @classmethod
@@ -56,7 +56,7 @@ class ContinualConfig:
     @property
     def name(self) -> str:
         t = self.train
-        tags = ("-cassle" if self.cassle else "") + (f"-rm{self.lam_r:g}" if self.lam_r else "")
+        tags = ("-cassle" if self.cassle else "") + (f"-rm{t.lam_r:g}" if t.lam_r else "")
         return t.run_name or f"{t.method}{tags}-{t.dataset}-T{self.tasks}-e{t.epochs}-s{t.seed}"
 
     def validate(self) -> ContinualConfig:
@@ -69,7 +69,6 @@ class ContinualConfig:
             raise ValueError(f"lam_d={self.lam_d} is invalid: must be >= 0")
         if self.distill_hidden < 1:
             raise ValueError(f"distill_hidden={self.distill_hidden} is invalid: must be >= 1")
-        check_lam_r(self.lam_r, self.train.method)
         return self
 
     def to_dict(self) -> dict:
@@ -101,13 +100,3 @@ def parse(parser: argparse.ArgumentParser, argv, cls):
     add_flags(parser, defaults)
     ns = parser.parse_args(argv)
     return ns, from_args(ns, defaults)
-
-
-def check_lam_r(lam_r: float, method: str) -> None:
-    """Residual momentum needs a momentum (EMA) encoder; raise naming the methods that have one."""
-    if lam_r < 0:
-        raise ValueError(f"lam_r={lam_r} is invalid: must be >= 0")
-    if lam_r and not methods.METHODS[method].uses_ema:
-        have = sorted(n for n, m in methods.METHODS.items() if m.uses_ema)
-        raise ValueError(f"lam_r={lam_r} needs a momentum encoder, which method={method!r} has not "
-                         f"(methods with one: {have})")

@@ -81,7 +81,7 @@ def _train_task(state, cc, task_data, t, key, log, bar):
     cfg = cc.train
     state, extra = _start_task(state, cc, task_data.info, t, key)
     lam_d = cc.lam_d_used if t > 0 else 0.0
-    step = cstep.make_step(cfg, task_data.info, lam_d=lam_d, distill_hidden=cc.distill_hidden, lam_r=cc.lam_r)
+    step = cstep.make_step(cfg, task_data.info, lam_d=lam_d, distill_hidden=cc.distill_hidden)
     fn = lambda st, images, k: step(st, extra, images, jax.random.fold_in(k, t))
     quiet = cfg.replace(progress=False)
     for e in range(cfg.epochs):
@@ -104,7 +104,7 @@ def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, on
     """Train the tasks in sequence; returns the summary (also written to summary.json)."""
     cc.validate()
     cfg, t_run = cc.train, time.perf_counter()
-    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.seed), cfg.max_images)
+    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed), cfg.max_images)
     split = splits.class_split(dataset.num_classes, cc.tasks, cc.split_seed)
     info, key = dataset.info, jax.random.key(cfg.seed)
     run = Path(cfg.out_dir) / cc.name
@@ -148,7 +148,7 @@ def _bar(cc, tasks_done):
 
 def _finish(cc, run: Path, meta: dict, split, wall: float) -> dict:
     mats = _matrices(meta["rows"])
-    summary = {"method": cc.train.method, "cassle": cc.cassle, "lam_r": cc.lam_r, "dataset": cc.train.dataset,
+    summary = {"method": cc.train.method, "cassle": cc.cassle, "lam_r": cc.train.lam_r, "dataset": cc.train.dataset,
                "tasks": cc.tasks, "epochs_per_task": cc.train.epochs, "split": [s.tolist() for s in split],
                **{k: metrics.summarize(R) for k, R in mats.items()},
                "final_all": {k: meta["rows"][-1][k + "_all"] for k in mats},

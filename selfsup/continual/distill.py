@@ -1,4 +1,4 @@
-"""CaSSLe predictive distillation and residual momentum, as extensions of the training step.
+"""CaSSLe predictive distillation, as an extension of the training step.
 
 An ``Extension`` adds a loss term to a method's loss without touching the method:
 ``targets(net, state, extra, x1, x2) -> dict`` computes stop-gradient arrays from the two views (added to
@@ -14,9 +14,8 @@ so that perfect agreement scores 0: ``2 - 2 cos`` for BYOL-style losses, ``1 - c
 (same gradients as ``D = -cos``).
 ``cassle_term(predict, z1, z2, prev1, prev2, l) = [l(g_d(z1), sg prev1) + l(g_d(z2), sg prev2)] / 2``
 (Fini et al. 2022), ``predict`` = g_d, ``prev_i = f_prev(x_i)`` the frozen previous-task encoder+projector.
-``residual_term(z1, z2, e1, e2) = [(1 - cos(z1, sg e1)) + (1 - cos(z2, sg e2))] / 2``: Pham et al.'s
-``D(f(x), sg f_xi(x))`` between the online and the momentum encoder's projections of the same view.
-``cassle(config, *, lam_d, hidden)``, ``residual_momentum(config, *, lam_r)``: the two ``Extension`` s;
+Residual momentum is a trainer option (``Config.lam_r``, ``selfsup.step.residual_term``), not an extension.
+``cassle(config, *, lam_d, hidden)``: the CaSSLe ``Extension``;
 ``combine(*extensions)`` adds their terms (None entries skipped; None if nothing is left).
 ``init_distill(config, key, hidden) -> (params, stats)``: a fresh g_d (Linear-BN-ReLU-Linear,
 d -> hidden -> d).
@@ -54,12 +53,6 @@ def cassle_term(predict, z1, z2, prev1, prev2, l):
     """[l(g_d(z1), sg prev1) + l(g_d(z2), sg prev2)] / 2."""
     sg = jax.lax.stop_gradient
     return 0.5 * (l(predict(z1), sg(prev1)) + l(predict(z2), sg(prev2)))
-
-
-def residual_term(z1, z2, e1, e2):
-    """[(1 - cos(z1, sg e1)) + (1 - cos(z2, sg e2))] / 2: online vs momentum encoder on the same view."""
-    sg = jax.lax.stop_gradient
-    return 1.0 - 0.5 * (_cos(z1, sg(e1)).mean() + _cos(z2, sg(e2)).mean())
 
 
 def _net(config):
@@ -106,27 +99,6 @@ def cassle(config, *, lam_d: float, hidden: int) -> Extension:
             return p
         term = cassle_term(predict, o["z1"], o["z2"], o["prev1"], o["prev2"], l)
         return lam_d * term, {"distill": term}, s
-    return Extension(targets, loss)
-
-
-def residual_momentum(config, *, lam_r: float) -> Extension:
-    """lam_r * residual_term against the momentum encoder's projections of the same views."""
-    method = methods.METHODS[config.method]
-    if not method.uses_ema:
-        have = sorted(n for n, m in methods.METHODS.items() if m.uses_ema)
-        raise ValueError(f"lam_r={lam_r} needs a momentum encoder, which method={config.method!r} has not "
-                         f"(methods with one: {have})")
-
-    def targets(net, state, extra, x1, x2):
-        if method.target == "ema":  # t1, t2 already are the EMA projections of x1, x2
-            return {}
-        fwd = lambda x: nets.apply(net.encoder, state.target_params, state.target_stats, x, True)[0][1]
-        return {"e1": fwd(x1), "e2": fwd(x2)}  # BN in batch mode, running-stat updates discarded
-
-    def loss(params, stats, o):
-        e1, e2 = (o["t1"], o["t2"]) if method.target == "ema" else (o["e1"], o["e2"])
-        term = residual_term(o["z1"], o["z2"], e1, e2)
-        return lam_r * term, {"residual": term}, stats
     return Extension(targets, loss)
 
 

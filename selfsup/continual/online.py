@@ -2,7 +2,7 @@
 
 Public API
 ----------
-``OnlineConfig(train, stream, tasks, split_seed, evals, lam_r)``, frozen; ``OnlineConfig.smoke(**kw)``.
+``OnlineConfig(train, stream, tasks, split_seed, evals)`` (residual momentum: ``train.lam_r``), frozen; ``OnlineConfig.smoke(**kw)``.
 ``train.batch_size`` is the stream's batch (default 16); ``train.epochs`` must be 1 (each example is seen
 exactly once). The learning-rate and EMA-momentum schedules run over the one pass (its length is known).
 ``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
@@ -32,7 +32,6 @@ from selfsup import checkpoint, data
 from selfsup.config import Config
 from selfsup.continual import plots, splits
 from selfsup.continual import step as cstep
-from selfsup.continual.config import check_lam_r
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
@@ -53,7 +52,6 @@ class OnlineConfig:
     tasks: int = _f(5, "tasks of the class-incremental stream (stream=tasks)")
     split_seed: int = _f(0, "seed of the class split")
     evals: int = _f(10, "evaluation points along the stream (plus one before training)")
-    lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
 
     @classmethod
     def smoke(cls, **kw) -> OnlineConfig:
@@ -65,7 +63,7 @@ class OnlineConfig:
     @property
     def name(self) -> str:
         t = self.train
-        rm = f"-rm{self.lam_r:g}" if self.lam_r else ""
+        rm = f"-rm{t.lam_r:g}" if t.lam_r else ""
         return t.run_name or f"{t.method}{rm}-{t.dataset}-{self.stream}-b{t.batch_size}-s{t.seed}"
 
     def validate(self) -> OnlineConfig:
@@ -77,7 +75,6 @@ class OnlineConfig:
             raise ValueError(f"stream={self.stream!r} is invalid: must be one of {STREAMS}")
         if self.evals < 1 or self.tasks < 1:
             raise ValueError(f"evals={self.evals}, tasks={self.tasks} are invalid: both must be >= 1")
-        check_lam_r(self.lam_r, self.train.method)
         return self
 
 
@@ -94,7 +91,7 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
     """One pass over the stream; returns the summary (also written to summary.json)."""
     oc.validate()
     cfg, t_run = oc.train, time.perf_counter()
-    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.seed), cfg.max_images)
+    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed), cfg.max_images)
     split = splits.class_split(dataset.num_classes, oc.tasks, oc.split_seed)
     key, info = jax.random.key(cfg.seed), dataset.info
     order = stream_order(dataset.y_train, oc.stream, jax.random.fold_in(key, 10**6), split)
@@ -114,7 +111,7 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
     (run / "config.json").write_text(json.dumps({**dataclasses.asdict(oc), "git_sha": git_sha(),
                                                  "split": [s.tolist() for s in split]}, indent=1))
     log = metrics_log(run / "metrics.jsonl", meta["step"], key="step")
-    step = cstep.make_step(cfg, info._replace(n_train=n_steps * bs), lam_r=oc.lam_r)
+    step = cstep.make_step(cfg, info._replace(n_train=n_steps * bs), )
 
     def evaluate(s: int, state) -> None:
         params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
@@ -161,7 +158,7 @@ def _finish(oc, run, meta, state, dataset, split, info, wall) -> dict:
         params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
         final = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=True)
     summary = {"method": cfg.method, "dataset": cfg.dataset, "stream": oc.stream,
-               "batch_size": cfg.batch_size, "lam_r": oc.lam_r, "seen": [r["seen"] for r in curve],
+               "batch_size": cfg.batch_size, "lam_r": cfg.lam_r, "seen": [r["seen"] for r in curve],
                "knn_all": [r["knn_all"] for r in curve],
                "knn": [r["knn"] for r in curve], "final": final, "wall_s": wall, "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))

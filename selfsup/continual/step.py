@@ -1,18 +1,18 @@
-"""The training step with an extension term (CaSSLe, residual momentum), built from the trainer's pieces.
+"""The training step with the CaSSLe term, built from the trainer's pieces.
 
 Public API
 ----------
-``make_step(config, info, *, lam_d=0, distill_hidden=512, lam_r=0) -> step(state, extra, images, key)
+``make_step(config, info, *, lam_d=0, distill_hidden=2048) -> step(state, extra, images, key)
 -> (state, metrics)``: the trainer's step (``selfsup.step``: views, stop-gradient targets, the method's loss,
-optimizer, EMA, F, DirectPred setter) plus the CaSSLe term (``lam_d > 0``: needs ``params["distill"]`` and
-``extra["frozen"]``) and the residual-momentum term (``lam_r > 0``), see ``distill``. With both weights 0 it
+residual momentum when ``config.lam_r > 0``, optimizer, EMA, F, DirectPred setter) plus the CaSSLe term
+(``lam_d > 0``: needs ``params["distill"]`` and ``extra["frozen"]``), see ``distill``. With ``lam_d = 0`` it
 is the trainer's step itself. ``extra`` is read, never differentiated nor donated. Cached, so tasks with the
 same number of steps per epoch and repeated runs compile once.
 ``build_step(config, info, extension, *, trainable_distill=False)``: the same for any ``distill.Extension``,
 through the trainer's extension hook (``selfsup.step.make_step(..., extension=, tx=)``): one code path.
 ``make_optimizer(config, info, trainable_distill)``: the trainer's optimizer, plus (when the state has
-``params["distill"]``) SGD for g_d at the predictor's learning rate, also for DirectPred / DirectCopy whose
-own predictor is frozen.
+``params["distill"]``) SGD for g_d on the learning-rate schedule (the cassle repo), also for DirectPred /
+DirectCopy whose own predictor is frozen.
 ``fresh_task_state(state, config, info)``: the same networks with step 0 and a new optimizer state (each
 task has its own learning-rate and EMA-momentum schedules, as separate runs in CaSSLe).
 """
@@ -34,7 +34,8 @@ def make_optimizer(config, info, trainable_distill: bool):
     main = optim.make_optimizer(config, config.epochs * spe, spe, frozen_predictor=frozen)
     if not trainable_distill:
         return main
-    gd = optim.make_optimizer(config, config.epochs * spe, spe)  # "distill" is a head: constant peak lr
+    # g_d follows the schedule (the cassle repo); a frozen DirectPred predictor must not freeze it too
+    gd = optim.make_optimizer(config, config.epochs * spe, spe)
     return optax.multi_transform({"main": main, "distill": gd},
                                  lambda p: {k: ("distill" if k == "distill" else "main") for k in p})
 
@@ -45,19 +46,18 @@ def fresh_task_state(state, config, info):
     return state._replace(step=jnp.zeros((), jnp.int32), opt_state=tx.init(state.params))
 
 
-def make_step(config, info, *, lam_d: float = 0.0, distill_hidden: int = 512, lam_r: float = 0.0):
+def make_step(config, info, *, lam_d: float = 0.0, distill_hidden: int = 2048):
     """The jitted ``step(state, extra, images, key)``; ``state`` is donated, ``extra`` is not."""
     # what the step cannot depend on is normalised away, so tasks with the same number of steps and runs
     # that differ only in their output folder share one compiled step
     config = config.replace(out_dir="", run_name="", progress=False)
     info = info._replace(n_train=trainer_step.steps_per_epoch(config, info) * config.batch_size)
-    return _make_step(config, info, float(lam_d), int(distill_hidden), float(lam_r))
+    return _make_step(config, info, float(lam_d), int(distill_hidden))
 
 
 @lru_cache(maxsize=16)
-def _make_step(config, info, lam_d: float, distill_hidden: int, lam_r: float):
-    extension = distill.combine(distill.cassle(config, lam_d=lam_d, hidden=distill_hidden) if lam_d else None,
-                                distill.residual_momentum(config, lam_r=lam_r) if lam_r else None)
+def _make_step(config, info, lam_d: float, distill_hidden: int):
+    extension = distill.cassle(config, lam_d=lam_d, hidden=distill_hidden) if lam_d else None
     if extension is None:
         inner = trainer_step.make_step(config, info)
         return lambda state, extra, images, key: inner(state, images, key)
