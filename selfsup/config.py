@@ -14,7 +14,7 @@ the SimSiam paper's CIFAR recipe; ``byol-cifar10``, BYOL with LARS; ``mnist5k``,
 the datasets it names (another dataset is refused).
 
 Defaults are the mnist5k CPU regime (README: "A default that learns"): the 4-conv net keeping a 4 x 4 map,
-no flip, crop scale (0.5, 1), batch 256, lr 0.5, 40 epochs, kNN k = 20; the CIFAR recipes are presets.
+no flip, crop scale (0.5, 1), batch 256, lr 1.0, 40 epochs, kNN k = 20; the CIFAR recipes are presets.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Config:
     epochs: int = _f(40, "training epochs")
     batch_size: int = _f(256, "global batch size (split over local devices)")
     optimizer: str = _f("sgd", "optimizer", ("sgd", "lars"))
-    lr: float = _f(0.5, "base learning rate per 256 images (peak lr = lr * batch / 256)")
+    lr: float = _f(1.0, "base learning rate per 256 images (peak lr = lr * batch / 256)")
     momentum: float = _f(0.9, "SGD / LARS momentum")
     wd: float = _f(5e-4, "weight decay (the only source of decay)")
     warmup_epochs: int = _f(2, "linear warm-up epochs before the cosine decay")
@@ -136,7 +136,8 @@ _SIMSIAM_CIFAR = dict(
     jitter=0.4, jitter_p=0.8, gray_p=0.2, blur_p=0.0, knn_k=200, eval_every=10)
 _BYOL_CIFAR = dict(
     method="byol", arch="resnet18", optimizer="lars", lars_trust=0.02, lr=1.0, wd=1e-5, batch_size=256,
-    epochs=1000, warmup_epochs=10, ema_m0=0.99, proj_layers=2, proj_hidden=4096, proj_dim=256, pred_hidden=4096,
+    epochs=1000, warmup_epochs=10, ema_m0=0.99, proj_layers=2, proj_hidden=4096, proj_dim=256,
+    pred_hidden=4096,
     crop_min=0.08, flip_p=0.5, jitter=0.4, jitter_p=0.8, gray_p=0.2, blur_p=0.0, knn_k=200, eval_every=10)
 
 # name -> (what it is, the datasets it is meant for, the fields it sets)
@@ -160,7 +161,8 @@ def preset(name: str, **overrides) -> Config:
     _, datasets, fields = PRESETS[name]
     cfg = Config(**{**fields, **overrides})
     if cfg.dataset not in datasets:
-        raise ValueError(f"preset={name!r} is for dataset {' or '.join(datasets)}, not dataset={cfg.dataset!r}")
+        raise ValueError(f"preset={name!r} is for dataset {' or '.join(datasets)}, "
+                         f"not dataset={cfg.dataset!r}")
     return cfg
 
 

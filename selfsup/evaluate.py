@@ -105,7 +105,8 @@ def feature_scores(htr, ytr, hte, yte, *, num_classes: int, knn_k: int, knn_t: f
     if probe_:
         few = few_label_indices(ytr, 10)
         out["linear_acc"] = linear_probe(htr, ytr, hte, yte, num_classes=num_classes)
-        out["linear_acc_10pc"] = linear_probe(htr[few], np.asarray(ytr)[few], hte, yte, num_classes=num_classes)
+        out["linear_acc_10pc"] = linear_probe(htr[few], np.asarray(ytr)[few], hte, yte,
+                                              num_classes=num_classes)
     return out
 
 

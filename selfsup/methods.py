@@ -92,7 +92,7 @@ class Method(NamedTuple):
     ca1: bool = False
     linear_predictor: bool = False
     setter: Callable | None = None
-    projector: str = "simsiam"   # "simsiam" (last Linear-BN, no biases) or "byol" (Linear-BN-ReLU-Linear, biases)
+    projector: str = "simsiam"  # "simsiam" (last Linear-BN, no biases) | "byol" (biases, no final BN)
     ema_schedule: str = "cosine"  # "cosine" (m0 -> 1, BYOL) or "constant" (config.mem_beta, X-PhiNet)
 
     @property
@@ -124,8 +124,10 @@ for _m in (
     Method("byol", byol_loss, target="ema", projector="byol"),
     Method("phinet", phinet_loss, clean_view="online", ca1=True),
     Method("xphinet", phinet_loss, clean_view="ema", ca1=True, ema_schedule="constant"),
-    Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp, projector="byol"),
-    Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp, projector="byol"),
+    Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp,
+           projector="byol"),
+    Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp,
+           projector="byol"),
 ):
     register_method(_m)
 

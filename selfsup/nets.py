@@ -38,7 +38,7 @@ class ConvNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        for i, (mult, pool) in enumerate(((1, True), (2, True), (4, False), (4, True))):
+        for mult, pool in ((1, True), (2, True), (4, False), (4, True)):
             x = nn.Conv(self.width * mult, (3, 3), use_bias=False)(x)
             x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
             if pool:  # pooling, not strides: keeps every position and is cheaper to differentiate on XLA:CPU
@@ -101,8 +101,8 @@ class Projector(nn.Module):
 
 
 class ByolProjector(nn.Module):
-    """BYOL's projector (and solo-learn's): (layers - 1) x (Linear - BN - ReLU), then Linear, all Linear layers
-    with biases and no final BN, so the output (and DirectPred's F) is not standardised."""
+    """BYOL's projector (and solo-learn's): (layers - 1) x (Linear - BN - ReLU), then Linear, all Linear
+    layers with biases and no final BN, so the output (and DirectPred's F) is not standardised."""
     hidden: int
     out: int
     layers: int = 2
@@ -189,7 +189,10 @@ def feature_dim(config: Any, image_shape=(28, 28, 1)) -> int:
         return 512
     if config.arch == "small-gap":
         return 4 * config.width
-    cells = lambda n: -(-(-(-(-(-n // 2) // 2)) // 2))  # three SAME 2 x 2 pools: ceil(n / 2), three times
+    def cells(n):  # three SAME 2 x 2 max-pools: ceil(n / 2), three times
+        for _ in range(3):
+            n = (n + 1) // 2
+        return n
     return 4 * config.width * cells(image_shape[0]) * cells(image_shape[1])
 
 

@@ -10,7 +10,8 @@ scikit-learn takes 5-30 s on a busy 2-core CPU), and tested against scikit-learn
 
 Public API
 ----------
-``linear_probe(train_x, train_y, test_x, test_y, *, num_classes, iters=200) -> float`` test accuracy.
+``linear_probe(train_x, train_y, test_x, test_y, *, num_classes, iters=200) -> float`` test accuracy;
+``predict(train_x, train_y, test_x, *, num_classes)`` the test predictions.
 ``fit_logistic(x, y, *, num_classes, iters=200) -> (params, mean, std, loss)``.
 """
 from __future__ import annotations
@@ -49,12 +50,18 @@ def fit_logistic(x, y, *, num_classes: int, iters: int = 200):
     return p, mu, sd, loss(p)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, num_classes: int, iters: int = 200) -> float:
-    """Test accuracy of the logistic regression fitted on (train_x, train_y)."""
-    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError(f"features and labels differ in length: {len(train_x)} vs {len(train_y)}, "
-                         f"{len(test_x)} vs {len(test_y)}")
+def predict(train_x, train_y, test_x, *, num_classes: int, iters: int = 200) -> np.ndarray:
+    """Class predictions for ``test_x`` of the logistic regression fitted on (train_x, train_y)."""
+    if len(train_x) != len(train_y):
+        raise ValueError(f"features and labels differ in length: {len(train_x)} vs {len(train_y)}")
     p, mu, sd, _ = fit_logistic(jnp.asarray(train_x, jnp.float32), jnp.asarray(train_y, jnp.int32),
                                 num_classes=num_classes, iters=iters)
-    pred = np.asarray((((jnp.asarray(test_x, jnp.float32) - mu) / sd) @ p["w"] + p["b"]).argmax(1))
+    return np.asarray((((jnp.asarray(test_x, jnp.float32) - mu) / sd) @ p["w"] + p["b"]).argmax(1))
+
+
+def linear_probe(train_x, train_y, test_x, test_y, *, num_classes: int, iters: int = 200) -> float:
+    """Test accuracy of the logistic regression fitted on (train_x, train_y)."""
+    if len(test_x) != len(test_y):
+        raise ValueError(f"features and labels differ in length: {len(test_x)} vs {len(test_y)}")
+    pred = predict(train_x, train_y, test_x, num_classes=num_classes, iters=iters)
     return float((pred == np.asarray(test_y)).mean())

@@ -117,7 +117,7 @@ def train_config(tc: TheoryConfig, method: str, wd: float) -> Config:
     return Config(method=method, predictor="linear", wd=wd, dataset=tc.dataset, data_dir=tc.data_dir,
                   epochs=tc.epochs, max_images=tc.max_images, width=tc.width, proj_hidden=tc.proj_hidden,
                   proj_dim=tc.proj_dim, batch_size=tc.batch_size, lr=tc.lr, lam=tc.lam, seed=tc.seed,
-                  eval_every=0, linear_probe=False, log_every=10, progress=tc.progress,
+                  eval_every=0, linear_probe=False, baselines=False, log_every=10, progress=tc.progress,
                   knn_k=min(200, max(1, tc.max_images // 4) if tc.max_images else 200),
                   out_dir=str(tc.root / "points"), run_name=f"{method}-wd{wd:g}")
 

@@ -174,7 +174,8 @@ def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, o
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m selfsup.train", description=__doc__.split("\n")[0],
-                                     epilog=presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=presets_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(parser)
     parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
     parser.add_argument("--preset", default="", help=f"start from a named recipe, one of {sorted(PRESETS)} "

@@ -77,7 +77,8 @@ def test_hinge_registers_as_trainer_method():
     hinge.register_trainer_methods()  # idempotent
     z1, z2 = jnp.ones((4, 3)), jnp.zeros((4, 3))
     loss, aux = methods.METHODS["hinge"].loss({"z1": z1, "z2": z2}, None)
-    np.testing.assert_allclose(loss, hinge.hinge_loss(z1, z2)[0])
+    want = hinge.hinge_loss(hinge.trainer_embedding(z1), hinge.trainer_embedding(z2))[0]
+    np.testing.assert_allclose(loss, want)
 
 
 # ------------------------------------------------------------------------------ FA / URF backward pass

@@ -139,7 +139,7 @@ def test_frozen_copy_gets_no_gradient_and_never_changes_while_the_encoder_and_gd
     assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g_params["encoder"])) > 0
 
     before = jax.device_get(frozen)
-    step = cstep.make_step(cfg, info, lam_d=1.0, distill_hidden=cc.distill_hidden, lam_r=1.0)
+    step = cstep.make_step(cfg, info, lam_d=1.0, distill_hidden=cc.distill_hidden)  # cfg.lam_r = 1
     gd0, enc0 = jax.device_get((st.params["distill"], st.params["encoder"]))
     for i in range(3):
         batch = jnp.asarray(small.x_train[32 * i:32 * i + 32])
@@ -182,7 +182,7 @@ def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp
 
 @pytest.mark.parametrize("argv,msg", [
     (["--tasks", "11"], "tasks=11"),
-    (["--method", "simsiam", "--lam-r", "1"], "needs a momentum encoder"),
+    (["--method", "simsiam", "--lam-r", "1"], "no momentum encoder"),
     (["--lam-d", "-1"], "lam_d=-1"),
 ])
 def test_cli_rejects_bad_flags_with_status_2_and_one_line(tmp_path, capsys, argv, msg):

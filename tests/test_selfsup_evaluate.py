@@ -45,3 +45,31 @@ def test_linear_probe_separates_linearly_separable_classes():
     y = (x[:, 0] + x[:, 1] > 0).astype(int) + 2 * (x[:, 2] > 0)
     x[:, :3] += 0.3 * np.sign(x[:, :3])  # margin
     assert ev.linear_probe(x[:300], y[:300], x[300:], y[300:]) == 1.0
+
+
+@pytest.mark.parametrize("n_train,dim", [(300, 20), (100, 400)])  # many samples / few labels, wide features
+def test_the_packages_one_linear_probe_solves_sklearns_logistic_objective(n_train, dim):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from selfsup import probe
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, dim)) * (0.3 if dim > 100 else 1.0)
+    y = rng.integers(0, 4, n_train + 400)
+    x = (centers[y] + 1.5 * rng.normal(size=(len(y), dim))).astype(np.float32)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, tol=1e-8))
+    want = ref.fit(x[:n_train], y[:n_train]).predict(x[n_train:])
+    got = probe.predict(x[:n_train], y[:n_train], x[n_train:], num_classes=4)
+    assert 0.4 < (want == y[n_train:]).mean() < 1.0
+    assert (got == want).mean() >= 0.98  # same objective; solver tolerance may flip a few near-ties
+    assert ev.linear_probe(x[:n_train], y[:n_train], x[n_train:], y[n_train:]) == pytest.approx(
+        (got == y[n_train:]).mean())
+
+
+def test_few_label_indices_are_balanced_fixed_and_seeded():
+    y = np.repeat(np.arange(10), 40)[np.random.default_rng(0).permutation(400)]
+    idx = ev.few_label_indices(y, 10)
+    assert len(idx) == 100 and np.all(np.bincount(y[idx]) == 10) and len(set(idx)) == 100
+    np.testing.assert_array_equal(idx, ev.few_label_indices(y, 10))
+    assert not np.array_equal(idx, ev.few_label_indices(y, 10, seed=1))

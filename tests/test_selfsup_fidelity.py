@@ -46,7 +46,8 @@ def test_a_hinge_negatives_are_inside_the_margin_at_init_and_get_gradient(mnist)
     assert float(raw["neg_active"]) == 0.0 and float(raw["neg_dist"]) > 50  # why the old loss was inert
     _, aux = hinge.hinge_loss(hinge.trainer_embedding(z1), hinge.trainer_embedding(z2))
     assert 0.05 < float(aux["neg_active"]) < 0.95
-    g = jax.grad(lambda b: hinge.hinge_loss(hinge.trainer_embedding(z1), hinge.trainer_embedding(b))[1]["neg"])(z2)
+    emb = hinge.trainer_embedding
+    g = jax.grad(lambda b: hinge.hinge_loss(emb(z1), emb(b))[1]["neg"])(z2)
     assert float(jnp.abs(g).max()) > 0
     # the registered trainer loss is this embedding's hinge loss
     loss, _ = methods.METHODS["hinge"].loss({"z1": z1, "z2": z2}, cfg)
@@ -139,7 +140,8 @@ def test_e_byol_family_projector_has_biases_and_no_final_bn():
 
 def test_f_phinet_clean_view_is_an_8_over_7_centre_zoom():
     img = np.asarray(jax.random.uniform(jax.random.key(5), (28, 28, 1)))
-    got = np.asarray(augment.clean_view(jnp.asarray((img * 255).round().astype(np.uint8))[None], (0.0,), (1.0,)))
+    u8 = jnp.asarray((img * 255).round().astype(np.uint8))[None]
+    got = np.asarray(augment.clean_view(u8, (0.0,), (1.0,)))
     src = (img * 255).round() / 255
     z = 8 / 7
     c = (np.arange(28) + 0.5 - 14) / z + 14 - 0.5  # output pixel centre -> input coordinate

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from selfsup import data, methods
-from selfsup import evaluate as ev
 from selfsup.config import Config
 from selfsup.train import NonFiniteLossError, init_state, main, make_step, train
 
@@ -124,7 +123,11 @@ def test_cli_help_lists_every_field_and_bad_input_exits_2_with_one_line(capsys, 
     out = capsys.readouterr().out
     for name in Config.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in out
+    for name in ("simsiam-cifar10", "byol-cifar10", "--optimizer lars", "--lr 0.03"):  # presets and recipes
+        assert name in out
     for argv, msg in [(["--method", "mocov9"], "method='mocov9'"), (["--lr", "-1"], "lr=-1.0"),
+                      (["--preset", "nope"], "preset='nope' is unknown"),
+                      (["--preset", "simsiam-cifar10", "--dataset", "mnist5k"], "not dataset='mnist5k'"),
                       (["--dataset", "cifar10", "--data-dir", str(tmp_path / "none")], "none"),
                       (["--dataset", "cifar10"], "data_dir")]:
         with pytest.raises(SystemExit) as e:
@@ -160,12 +163,17 @@ def test_data_parallel_step_on_two_forced_cpu_devices_matches_one_device(tmp_pat
 
 
 def test_short_simsiam_run_beats_its_random_init_encoder_with_few_labels(tmp_path, mnist):
-    """SHORT_RUN on the 4000 mnist5k training digits, seed 0, scored on the 1000 test digits with 10 labels per
-    class (linear_acc_10pc). Measured: MEASURED_SHORT; half the margin is asserted."""
-    cfg = SHORT_CFG(tmp_path)
+    """6 epochs of SimSiam (width-8 ConvNet, d = 64, otherwise the defaults; 90 steps, about 35 s here) on the
+    4000 mnist5k training digits, scored on the 1000 test digits with 10 labels per class (linear_acc_10pc).
+    Measured (seed 0 / seed 1): trained 0.863 / 0.859 vs its random-init encoder 0.805 / 0.790, a margin of
+    +0.058 / +0.069; half the smaller margin (0.029) is asserted. kNN does not separate them this early
+    (0.907 vs 0.915), which is why the few-label probe is the test's measure."""
+    cfg = Config(method="simsiam", epochs=6, width=8, proj_hidden=128, proj_dim=64, eval_every=0,
+                 progress=False, out_dir=str(tmp_path))
     _, summary = train(cfg, dataset=mnist)
     rnd = summary["baselines"]["random_init"]
-    assert summary["linear_acc_10pc"] > rnd["linear_acc_10pc"] + SHORT_MARGIN, (summary, rnd)
+    assert summary["linear_acc_10pc"] > rnd["linear_acc_10pc"] + 0.029, (summary, rnd)
+    assert summary["linear_acc"] > rnd["linear_acc"], (summary, rnd)
 
 
 @pytest.mark.slow
@@ -178,3 +186,33 @@ def test_default_cli_run_beats_both_baselines_for_every_method(tmp_path, mnist, 
     rnd, pix = s["baselines"]["random_init"], s["baselines"]["pixels"]
     assert s["linear_acc"] >= pix["linear_acc"] + 0.06 and s["linear_acc"] >= rnd["linear_acc"] + 0.02, s
     assert s["linear_acc_10pc"] >= max(pix["linear_acc_10pc"], rnd["linear_acc_10pc"]) + 0.10, s
+
+
+def test_presets_set_the_papers_recipes_and_flags_override_them():
+    from selfsup.config import preset
+    c = preset("simsiam-cifar10")
+    assert (c.arch, c.lr, c.batch_size, c.epochs, c.proj_dim, c.pred_hidden, c.flip_p) == \
+        ("resnet18", 0.03, 512, 800, 2048, 512, 0.5)
+    b = preset("byol-cifar10", epochs=5)
+    assert (b.optimizer, b.lr, b.wd, b.epochs, b.method) == ("lars", 1.0, 1e-5, 5, "byol")
+    assert preset("mnist5k") == Config()
+
+
+def test_summary_reports_every_score_and_both_baselines_from_the_same_split(tmp_path):
+    """digits (8x8), smoke network: summary.json carries knn_acc (config k), knn_acc_k20, knn_acc_k200,
+    linear_acc, linear_acc_10pc for the trained encoder, its random init and raw pixels; the pixel kNN
+    agrees with scikit-learn's cosine-weighted neighbours on the same normalised pixels."""
+    from sklearn.neighbors import KNeighborsClassifier
+    digits = data.load("digits")
+    cfg = Config.smoke(dataset="digits", max_images=0, linear_probe=True, baselines=True, knn_k=5,
+                       out_dir=str(tmp_path))
+    _, s = train(cfg, dataset=digits)
+    saved = json.loads((tmp_path / cfg.name / "summary.json").read_text())
+    fields = ("knn_acc", "knn_acc_k20", "knn_acc_k200", "linear_acc", "linear_acc_10pc")
+    for scores in (saved, saved["baselines"]["random_init"], saved["baselines"]["pixels"]):
+        assert all(0.0 <= scores[f] <= 1.0 for f in fields), scores
+    px = lambda x: ((x.reshape(len(x), -1) / 255.0 - digits.mean[0]) / digits.std[0])
+    ref = KNeighborsClassifier(n_neighbors=20, metric="cosine", weights=lambda d: np.exp((1 - d) / cfg.knn_t))
+    want = ref.fit(px(digits.x_train), digits.y_train).score(px(digits.x_test), digits.y_test)
+    assert saved["baselines"]["pixels"]["knn_acc_k20"] == pytest.approx(want, abs=2 / len(digits.y_test))
+    assert saved["baselines"]["pixels"]["linear_acc"] > 0.9  # digits are linearly separable in pixels

@@ -63,7 +63,7 @@ def hinge_loss(a, b, *, T: float = 2.0, d: float = 1.0, k: int = 0, grad_block: 
 
 
 def trainer_embedding(z, *, T: float = 2.0, d: float = 1.0):
-    """The embedding the trainer's hinge loss acts on: ``z / ||z||_2 * r`` with ``r = (T + d) sqrt(pi / (4 D))``.
+    """The embedding the trainer's hinge loss acts on: ``z / ||z||_2 * r``, ``r = (T + d) sqrt(pi / (4 D))``.
 
     Why: the margins are absolute L1 distances, but the projector's BN-standardised outputs (D = 128) lie
     about 150 apart in L1, so every negative is far outside ``T + d`` and the contrastive term is exactly 0.

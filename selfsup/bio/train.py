@@ -35,8 +35,7 @@ import numpy as np
 import optax
 
 from dynamics._cli import git_sha
-from selfsup import augment, checkpoint, data
-from selfsup import probe
+from selfsup import augment, checkpoint, data, probe
 from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
 from selfsup.train import mean_metrics

@@ -18,10 +18,10 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from selfsup import config, data, methods
+from selfsup import config, data
 from selfsup.config import Config
 
-DEFAULT_TRAIN = Config(epochs=10, out_dir="runs/continual")
+DEFAULT_TRAIN = Config(epochs=20, batch_size=128, eval_every=0, baselines=False, out_dir="runs/continual")
 
 
 def _f(default, help: str):

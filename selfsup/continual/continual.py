@@ -104,7 +104,8 @@ def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, on
     """Train the tasks in sequence; returns the summary (also written to summary.json)."""
     cc.validate()
     cfg, t_run = cc.train, time.perf_counter()
-    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed), cfg.max_images)
+    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = limit(dataset, cfg.max_images)
     split = splits.class_split(dataset.num_classes, cc.tasks, cc.split_seed)
     info, key = dataset.info, jax.random.key(cfg.seed)
     run = Path(cfg.out_dir) / cc.name
@@ -148,7 +149,8 @@ def _bar(cc, tasks_done):
 
 def _finish(cc, run: Path, meta: dict, split, wall: float) -> dict:
     mats = _matrices(meta["rows"])
-    summary = {"method": cc.train.method, "cassle": cc.cassle, "lam_r": cc.train.lam_r, "dataset": cc.train.dataset,
+    summary = {"method": cc.train.method, "cassle": cc.cassle, "lam_r": cc.train.lam_r,
+               "dataset": cc.train.dataset,
                "tasks": cc.tasks, "epochs_per_task": cc.train.epochs, "split": [s.tolist() for s in split],
                **{k: metrics.summarize(R) for k, R in mats.items()},
                "final_all": {k: meta["rows"][-1][k + "_all"] for k in mats},

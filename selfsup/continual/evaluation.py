@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup import evaluate as ev
+from selfsup import probe
 from selfsup.config import Config
 from selfsup.continual import splits
 
-_NET_FIELDS = ("arch", "width", "proj_layers", "proj_hidden", "proj_dim")
+_NET_FIELDS = ("arch", "width", "proj_layers", "proj_hidden", "proj_dim", "method")  # method: its projector
 
 
 def per_task_accuracy(pred, y, split) -> list[float]:
@@ -36,12 +37,8 @@ def _knn_predictions(htr, ytr, hte, config, num_classes) -> np.ndarray:
     return np.concatenate(scores).argmax(-1)
 
 
-def _probe_predictions(htr, ytr, hte) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    return clf.fit(np.asarray(htr, np.float64), ytr).predict(np.asarray(hte, np.float64))
+def _probe_predictions(htr, ytr, hte, num_classes: int) -> np.ndarray:
+    return probe.predict(htr, ytr, hte, num_classes=num_classes)  # the package's one linear probe
 
 
 def evaluate_tasks(config, info, params, stats, dataset, split, *, probe: bool = True) -> dict:
@@ -52,7 +49,7 @@ def evaluate_tasks(config, info, params, stats, dataset, split, *, probe: bool =
     out = {}
     preds = {"knn": _knn_predictions(htr, dataset.y_train, hte, config, dataset.num_classes)}
     if probe:
-        preds["linear"] = _probe_predictions(htr, dataset.y_train, hte)
+        preds["linear"] = _probe_predictions(htr, dataset.y_train, hte, dataset.num_classes)
     for name, pred in preds.items():
         out[name] = per_task_accuracy(pred, dataset.y_test, split)
         out[name + "_all"] = float((pred == dataset.y_test).mean())

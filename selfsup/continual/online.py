@@ -2,7 +2,8 @@
 
 Public API
 ----------
-``OnlineConfig(train, stream, tasks, split_seed, evals)`` (residual momentum: ``train.lam_r``), frozen; ``OnlineConfig.smoke(**kw)``.
+``OnlineConfig(train, stream, tasks, split_seed, evals)`` (residual momentum: ``train.lam_r``), frozen;
+``OnlineConfig.smoke(**kw)``.
 ``train.batch_size`` is the stream's batch (default 16); ``train.epochs`` must be 1 (each example is seen
 exactly once). The learning-rate and EMA-momentum schedules run over the one pass (its length is known).
 ``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
@@ -37,7 +38,8 @@ from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
 from selfsup.train import flush_metrics, metrics_log
 
-DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, out_dir="runs/online", log_every=25)
+DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, warmup_epochs=0, baselines=False,
+                       out_dir="runs/online", log_every=25)
 STREAMS = ("iid", "tasks")
 
 
@@ -91,7 +93,8 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
     """One pass over the stream; returns the summary (also written to summary.json)."""
     oc.validate()
     cfg, t_run = oc.train, time.perf_counter()
-    dataset = limit(dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed), cfg.max_images)
+    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = limit(dataset, cfg.max_images)
     split = splits.class_split(dataset.num_classes, oc.tasks, oc.split_seed)
     key, info = jax.random.key(cfg.seed), dataset.info
     order = stream_order(dataset.y_train, oc.stream, jax.random.fold_in(key, 10**6), split)

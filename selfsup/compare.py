@@ -1,0 +1,97 @@
+"""The method comparison: every method x several seeds with the trainer's defaults, as mean +- std.
+
+``python -m selfsup.compare`` (default: the six methods, seeds 0, 1, 2, mnist5k) trains each run with
+``selfsup.train.train`` into ``runs/compare/<name>/<method>-s<seed>/``, skips runs that already have a
+``summary.json`` (so an interrupted comparison resumes where it stopped) and writes ``table.md`` and
+``results.json`` beside them. Rows: raw pixels and the untrained encoder (from the runs' own baselines,
+same code, same split), then each method. Columns: ``linear_acc``, ``linear_acc_10pc``, ``knn_acc_k20``,
+``knn_acc_k200``, ``erank``, wall seconds. Any trainer flag is accepted and applies to every run.
+
+Public API: ``compare(base, methods, seeds, root) -> dict`` and ``table(results) -> str``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from selfsup.config import Config, add_flags, from_args, run_cli
+
+SIX = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
+FIELDS = ("linear_acc", "linear_acc_10pc", "knn_acc_k20", "knn_acc_k200")
+
+
+def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
+    """Train (or reuse) every (method, seed); returns {row: {field: [values over seeds]}}."""
+    from selfsup.train import train
+    rows: dict[str, dict[str, list]] = {}
+    for method in methods:
+        for seed in seeds:
+            cfg = base.replace(method=method, seed=seed, out_dir=str(root), run_name=f"{method}-s{seed}")
+            path = root / cfg.run_name / "summary.json"
+            if not path.exists():
+                train(cfg)
+            s = json.loads(path.read_text())
+            base_rows = ((f"baseline: {k}", v) for k, v in s.get("baselines", {}).items())
+            for row, src in ((method, s), *base_rows):
+                if row.startswith("baseline") and method != methods[0]:
+                    continue  # the baselines depend on the seed and the network, not on the method
+                r = rows.setdefault(row, {})
+                for f in (*FIELDS, "erank", "wall_s"):
+                    if f in src:
+                        r.setdefault(f, []).append(float(src[f]))
+            if on_run is not None:
+                on_run(method, seed, s)
+    return rows
+
+
+def _cell(v, scale=100.0, digits=1) -> str:
+    if not v:
+        return "-"
+    a = np.asarray(v) * scale
+    return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}" if len(a) > 1 else f"{a[0]:.{digits}f}"
+
+
+def table(rows: dict) -> str:
+    """Markdown table: accuracies in %, mean ± std over seeds (sample std, ddof = 1)."""
+    head = "| encoder | linear | linear, 10 labels/class | kNN k=20 | kNN k=200 | eff. rank | time (s) |"
+    lines = [head, "|" + "---|" * 7]
+    order = sorted(rows, key=lambda r: (not r.startswith("baseline"), r != "baseline: pixels"))
+    for r in order:
+        v = rows[r]
+        lines.append(f"| {r} | " + " | ".join(_cell(v.get(f, [])) for f in FIELDS)
+                     + f" | {_cell(v.get('erank', []), 1.0)} | {_cell(v.get('wall_s', []), 1.0, 0)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0])
+    add_flags(p)
+    p.add_argument("--methods", default=",".join(SIX), help="comma-separated methods")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    p.add_argument("--name", default="mnist5k", help="folder under runs/compare")
+    ns = p.parse_args(argv)
+
+    def run():
+        base = from_args(ns, Config(progress=False)).validate()
+        methods = tuple(m for m in ns.methods.split(",") if m)
+        try:
+            seeds = tuple(int(s) for s in ns.seeds.split(",") if s)
+        except ValueError:
+            raise ValueError(f"seeds={ns.seeds!r} is invalid: must be comma-separated integers") from None
+        for m in methods:
+            base.replace(method=m).validate()
+        root = Path("runs/compare") / ns.name
+        root.mkdir(parents=True, exist_ok=True)
+        rows = compare(base, methods, seeds, root)
+        (root / "results.json").write_text(json.dumps(rows, indent=1))
+        (root / "table.md").write_text(table(rows) + "\n")
+        print(table(rows))
+        return rows
+    return run_cli(p, run)
+
+
+if __name__ == "__main__":
+    main()
