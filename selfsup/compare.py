@@ -12,6 +12,7 @@ Public API: ``compare(base, methods, seeds, root) -> dict`` and ``table(results)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
         for seed in seeds:
             cfg = base.replace(method=method, seed=seed, out_dir=str(root), run_name=f"{method}-s{seed}")
             path = root / cfg.run_name / "summary.json"
-            if not path.exists():
+            if path.exists():
+                _check_same(cfg, path.parent)
+            else:
                 train(cfg)
             s = json.loads(path.read_text())
             base_rows = ((f"baseline: {k}", v) for k, v in s.get("baselines", {}).items())
@@ -45,6 +48,16 @@ def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
             if on_run is not None:
                 on_run(method, seed, s)
     return rows
+
+
+def _check_same(cfg: Config, run: Path) -> None:
+    """A finished run is reused only if it was trained with the same config (progress aside)."""
+    saved = json.loads((run / "config.json").read_text())
+    want = dataclasses.asdict(cfg)
+    diff = sorted(k for k in want if k != "progress" and saved.get(k) != want[k])
+    if diff:
+        raise ValueError(f"{run} was trained with a different config ({', '.join(diff)}): remove it or use "
+                         f"another --name")
 
 
 def _cell(v, scale=100.0, digits=1) -> str:

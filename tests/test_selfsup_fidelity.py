@@ -89,7 +89,8 @@ def test_c_xphinet_momentum_is_constant_and_byol_momentum_is_cosine():
             pytest.approx(0.9)
     for name in ("byol", "directpred", "directcopy"):
         m = methods.METHODS[name]
-        assert float(methods.ema_rate(m, cfg, 0, 1000)) == pytest.approx(0.99)
+        assert float(methods.ema_rate(m, cfg, 0, 1000)) == pytest.approx(cfg.ema_m0)
+        assert float(methods.ema_rate(m, cfg, 500, 1000)) == pytest.approx((1 + cfg.ema_m0) / 2)
         assert float(methods.ema_rate(m, cfg, 1000, 1000)) == pytest.approx(1.0)
     # inside the step: the target moves by (1 - 0.99) of the gap on the last step too
     info = _info(64, (8, 8, 1))
