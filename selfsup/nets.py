@@ -9,7 +9,7 @@ pool; feature size 4w (the former default, ``arch="small-gap"``).
 ``ConvNet(width)``: the default CPU backbone, 4 x (3x3 conv - BN - ReLU) with 2x2 max-pools, the final 4 x 4
 map flattened (features keep the digit's layout: 16 * 4w for 28 x 28 inputs).
 ``Projector(hidden, out, layers)``: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine
-(SimSiam's reference code). ``ByolProjector``: the same blocks with biases, then a plain Linear (BYOL).
+(SimSiam's reference code); ``style="byol"``: the same blocks with biases, then a plain Linear (BYOL).
 ``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias initialised as in PyTorch,
 U(-/+ 1/sqrt(hidden)), so that p is never exactly 0); ``LinearPredictor(out)``:
 bias-free ``p = Wp z``, stored as the flax kernel ``K = Wp^T`` (``p = z @ K``).
@@ -86,33 +86,24 @@ class ResNet18(nn.Module):
 
 
 class Projector(nn.Module):
-    """SimSiam's projector: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine."""
+    """(layers - 1) x (Linear - BN - ReLU), then Linear. ``style="simsiam"`` (SimSiam's code): no biases and
+    a final BN without affine; ``style="byol"`` (BYOL, solo-learn): biases and no final BN, so the output
+    (and DirectPred's F) is not standardised."""
     hidden: int
     out: int
     layers: int = 2
+    style: str = "simsiam"
 
     @nn.compact
     def __call__(self, x, train: bool):
+        byol = self.style == "byol"
         for _ in range(self.layers - 1):
-            x = nn.Dense(self.hidden, use_bias=False)(x)
+            x = nn.Dense(self.hidden, use_bias=byol)(x)
             x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        if byol:
+            return nn.Dense(self.out, bias_init=_uniform_bias(x.shape[-1]))(x)
         x = nn.Dense(self.out, use_bias=False)(x)
         return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, **_BN)(x)
-
-
-class ByolProjector(nn.Module):
-    """BYOL's projector (and solo-learn's): (layers - 1) x (Linear - BN - ReLU), then Linear, all Linear
-    layers with biases and no final BN, so the output (and DirectPred's F) is not standardised."""
-    hidden: int
-    out: int
-    layers: int = 2
-
-    @nn.compact
-    def __call__(self, x, train: bool):
-        for _ in range(self.layers - 1):
-            x = nn.Dense(self.hidden)(x)
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
-        return nn.Dense(self.out, bias_init=_uniform_bias(x.shape[-1]))(x)
 
 
 def _uniform_bias(fan_in: int):
@@ -160,14 +151,13 @@ class Nets(NamedTuple):
 def build(config: Any, *, linear_predictor: bool = False, ca1: bool = False,
           projector: str | None = None) -> Nets:
     """Modules for ``config`` (arch, width, proj_hidden, proj_dim, proj_layers, pred_hidden, predictor);
-    ``projector`` "simsiam" (``Projector``) or "byol" (``ByolProjector``), by default the method's."""
+    ``projector`` (the ``Projector`` style) "simsiam" or "byol", by default the method's."""
     if projector is None:
         from selfsup import methods  # the registry knows each method's projector
         projector = methods.METHODS[config.method].projector
     backbone = {"resnet18": ResNet18, "small-gap": lambda: SmallConvNet(config.width),
                 "small": lambda: ConvNet(config.width)}[config.arch]()
-    proj = {"simsiam": Projector, "byol": ByolProjector}[projector]
-    enc = Encoder(backbone, proj(config.proj_hidden, config.proj_dim, config.proj_layers))
+    enc = Encoder(backbone, Projector(config.proj_hidden, config.proj_dim, config.proj_layers, projector))
     hidden = config.pred_hidden or max(1, config.proj_dim // 4)
     linear = linear_predictor or config.predictor == "linear"
     pred = LinearPredictor(config.proj_dim) if linear else Predictor(hidden, config.proj_dim)
