@@ -144,7 +144,7 @@ _BYOL_CIFAR = dict(
 
 # name -> (what it is, the datasets it is meant for, the fields it sets)
 PRESETS: dict[str, tuple[str, tuple[str, ...], dict]] = {
-    "mnist5k": ("the default CPU regime (about 2-5 min on 2 cores)", ("mnist5k",), {}),
+    "mnist5k": ("the default CPU regime (about 2.5 min on 2 cores)", ("mnist5k",), {}),
     "simsiam-cifar10": ("SimSiam paper, CIFAR-10: ResNet-18, SGD lr 0.03 x B/256, B 512, 800 epochs",
                         ("cifar10",), {**_SIMSIAM_CIFAR, "dataset": "cifar10"}),
     "simsiam-cifar100": ("the SimSiam CIFAR recipe on CIFAR-100", ("cifar100",),
