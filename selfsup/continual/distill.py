@@ -16,7 +16,6 @@ so that perfect agreement scores 0: ``2 - 2 cos`` for BYOL-style losses, ``1 - c
 (Fini et al. 2022), ``predict`` = g_d, ``prev_i = f_prev(x_i)`` the frozen previous-task encoder+projector.
 Residual momentum is a trainer option (``Config.lam_r``, ``selfsup.step.residual_term``), not an extension.
 ``cassle(config, *, lam_d, hidden)``: the CaSSLe ``Extension``;
-``combine(*extensions)`` adds their terms (None entries skipped; None if nothing is left).
 ``init_distill(config, key, hidden) -> (params, stats)``: a fresh g_d (Linear-BN-ReLU-Linear,
 d -> hidden -> d).
 ``freeze(state) -> dict``: a copy of the current encoder (params, BN statistics) to store as
@@ -99,24 +98,4 @@ def cassle(config, *, lam_d: float, hidden: int) -> Extension:
             return p
         term = cassle_term(predict, o["z1"], o["z2"], o["prev1"], o["prev2"], l)
         return lam_d * term, {"distill": term}, s
-    return Extension(targets, loss)
-
-
-def combine(*extensions: Extension | None) -> Extension | None:
-    """One extension whose targets are the union and whose term is the sum of the given ones."""
-    exts = [e for e in extensions if e is not None]
-    if not exts:
-        return None
-    if len(exts) == 1:
-        return exts[0]
-
-    def targets(net, state, extra, x1, x2):
-        return {k: v for e in exts for k, v in e.targets(net, state, extra, x1, x2).items()}
-
-    def loss(params, stats, o):
-        total, aux = 0.0, {}
-        for e in exts:
-            term, a, stats = e.loss(params, stats, o)
-            total, aux = total + term, {**aux, **a}
-        return total, aux, stats
     return Extension(targets, loss)
