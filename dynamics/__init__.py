@@ -1,4 +1,4 @@
-"""Linear-network theory of non-contrastive self-supervised learning (THEORY.md).
+"""Linear-network theory of non-contrastive self-supervised learning (docs/theory.md).
 
 Modules (import what you need; nothing heavy runs at import time):
 

@@ -60,6 +60,25 @@ def same_lengths(parser: Parser, lists: dict) -> int:
     return next(iter(lengths.values()), 1)
 
 
+def add_output_flags(parser: argparse.ArgumentParser, parent: str, default_name: str) -> None:
+    """The output flags every CLI of both packages spells alike: ``--out-dir`` (parent folder, default
+    ``parent``) and ``--run-name`` (folder name under it, default ``default_name``), so the run folder is
+    ``<out-dir>/<run-name>``. Old spellings, kept for one release: ``--name`` (alias of ``--run-name``) and
+    ``--out P`` (the run folder itself: ``--out-dir`` P's parent, ``--run-name`` P's name)."""
+    parser.add_argument("--out-dir", default=parent, help=f"parent folder of run folders ({parent})")
+    parser.add_argument("--run-name", "--name", dest="name", default=None,
+                        help=f"run folder name under --out-dir (default: {default_name}; --name: alias, kept "
+                             "for one release)")
+    parser.add_argument("--out", default=None,
+                        help="the run folder itself, overriding --out-dir and --run-name (old spelling, kept "
+                             "for one release)")
+
+
+def run_folder(args, default_name: str) -> Path:
+    """The run folder the output flags of ``add_output_flags`` name."""
+    return Path(args.out) if args.out else Path(args.out_dir) / (args.name or default_name)
+
+
 def git_sha() -> str | None:
     """The repository's HEAD commit, or None outside a git checkout."""
     try:

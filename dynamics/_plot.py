@@ -1,18 +1,22 @@
-"""The `modes.png` figure of `python -m dynamics.simulate`: s_j(t) per method, predictions dashed."""
-import matplotlib
+"""The `modes.png` figure of `python -m dynamics.simulate`: s_j(t) per method, predictions dashed.
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+Drawn on a `matplotlib.figure.Figure` of its own: no backend is selected (that would replace a notebook's
+inline backend), and saving needs none.
+"""
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 
-def plot_modes(cfg, arrays: dict, results: list, path) -> None:
-    """One panel per method: every mode's s(t) (log scale), its predicted fixed point dashed."""
+def plot_modes(cfg, arrays: dict, results: list, path):
+    """One panel per method: every mode's s(t) (log scale), its predicted fixed point dashed; returns the
+    `Figure` (also saved to `path`)."""
     n = len(results)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharey=True)
-    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(results[0]["modes"])))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(results[0]["modes"])))
     for ax, res in zip(axes.flat, results):
         a = arrays[res["method"]]
         for j, mode in enumerate(res["modes"]):
@@ -30,4 +34,4 @@ def plot_modes(cfg, arrays: dict, results: list, path) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

@@ -10,11 +10,21 @@ eta > 0 and s > 0, ds/dt = 0 and dp/dt = 0 give `s = p^2 / alpha_p`; dg/dt = 0 i
 brentq. Since `q (tau l - c q) <= tau^2 l^2 / (4c)`, PhiNet's threshold is at most (1 + lam) times SimSiam's.
 Stability: eigenvalues of `jax.jacfwd` of the sympy-derived field (strict: all real parts < 0).
 
+phinet-eyeg (Wg = I) and simsiam-scaled (loss x (1 + lam)), `k = 1 + lam`: their field is
+`k f_simsiam(y; eta / k)` (the same fixed points as SimSiam at weight decay `eta / k`, time run k times
+faster), so `p_pm = (tau l +- sqrt(tau^2 l^2 - 4 eta c / k)) / (2c)`, `s = p^2 / alpha_p`, threshold
+`k tau^2 l^2 / (4c)` (1/3 at lam = 1, sigma2 = 0.5, l = tau = 1, above trained-g PhiNet's 0.2559), Jacobian
+eigenvalues `{-2 eta, -/+ k p sqrt(tau^2 l^2 - 4 eta c / k)}` at p_pm. At small eta the saddle is
+`p_- = eta / (k tau l) + O(eta^2)`: k times closer to the origin than SimSiam's, whereas trained-g
+PhiNet's saddle is SimSiam's up to a relative `O(eta^2)` (near p_- its `q = g p = O(p^4 / eta)`).
+
 Public API
 - `FixedPoint(state: dict, eigenvalues: np.ndarray (complex, sorted by real part), stable: bool)`
 - `jacobian(name, y, params)`, `fixed_points(name, params) -> list[FixedPoint]` (origin first)
-- `simsiam_fixed_points(params) -> (p_minus, p_plus)` or None, `simsiam_eigenvalues(params, p)`
+- `simsiam_fixed_points(params, scale=1) -> (p_minus, p_plus)` or None, `simsiam_eigenvalues(params, p,
+  scale=1)` (scale k: the loss x k), `loss_scale(name, params)` (1 + lam for the two scaled methods, else 1)
 - `collapse_wd(name, params, *, rtol=1e-10)`: the largest eta with a stable non-collapsed fixed point.
+- `saddle(name, params)`: p of the smallest non-collapsed fixed point (the collapse saddle p_-), or None.
 """
 import functools
 from typing import NamedTuple
@@ -25,7 +35,8 @@ from scipy.optimize import brentq, minimize_scalar
 
 from dynamics.reduced import Params, reduced_field, state_names
 
-ANALYSED_METHODS = ("simsiam", "byol", "phinet", "xphinet")
+ANALYSED_METHODS = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled")
+_SCALED = ("phinet-eyeg", "simsiam-scaled")
 
 
 class FixedPoint(NamedTuple):
@@ -57,22 +68,29 @@ def _fixed_point(name: str, values: dict, params: Params) -> FixedPoint:
     return FixedPoint({n: float(values[n]) for n in state_names(name)}, eig, bool(np.all(eig.real < 0)))
 
 
-def simsiam_fixed_points(params: Params):
-    """`(p_minus, p_plus)` of the (p, s) system at fixed tau, or None when eta > tau^2 l^2 / (4c)."""
+def loss_scale(name: str, params: Params) -> float:
+    """`1 + lam` for phinet-eyeg and simsiam-scaled (SimSiam's field times it at eta / (1 + lam)), else 1."""
+    return 1.0 + params.lam if name in _SCALED else 1.0
+
+
+def simsiam_fixed_points(params: Params, scale: float = 1.0):
+    """`(p_minus, p_plus)` of the (p, s) system at fixed tau with the loss times `scale` (k),
+    `(tau l -+ sqrt(tau^2 l^2 - 4 eta c / k)) / (2c)`, or None when eta > k tau^2 l^2 / (4c)."""
     tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
-    disc = tl**2 - 4 * params.eta * c
+    disc = tl**2 - 4 * params.eta * c / scale
     if disc < 0:
         return None
     return (tl - np.sqrt(disc)) / (2 * c), (tl + np.sqrt(disc)) / (2 * c)
 
 
-def simsiam_eigenvalues(params: Params, p: float) -> np.ndarray:
-    """Closed-form Jacobian eigenvalues at p_pm: `{-2 eta, -/+ p sqrt(tau^2 l^2 - 4 eta c)}` (sorted)."""
+def simsiam_eigenvalues(params: Params, p: float, scale: float = 1.0) -> np.ndarray:
+    """Closed-form Jacobian eigenvalues at p_pm: `{-2 eta, -/+ k p sqrt(tau^2 l^2 - 4 eta c / k)}` (sorted),
+    k = scale (1 for SimSiam)."""
     tl, c = params.tau * params.lambda_j, params.lambda_j + params.sigma2
-    root = np.sqrt(tl**2 - 4 * params.eta * c)
-    pm, pp = simsiam_fixed_points(params)
+    root = np.sqrt(tl**2 - 4 * params.eta * c / scale)
+    pm, pp = simsiam_fixed_points(params, scale)
     sign = 1.0 if np.isclose(p, pm) else -1.0
-    return np.sort([-2 * params.eta, sign * p * root])
+    return np.sort([-2 * params.eta, sign * scale * p * root])
 
 
 def _phinet_q(p, params: Params):
@@ -131,8 +149,9 @@ def fixed_points(name: str, params: Params) -> list:
     origin = _origin(name, params)
     if origin is not None:
         out.append(_fixed_point(name, origin, params))
-    if name in ("simsiam", "byol"):
-        roots = simsiam_fixed_points(params._replace(tau=1.0) if name == "byol" else params) or ()
+    if name in ("simsiam", "byol") + _SCALED:
+        roots = simsiam_fixed_points(params._replace(tau=1.0) if name == "byol" else params,
+                                     loss_scale(name, params)) or ()
         roots = sorted(set(r for r in roots if r != 0))
         extra = lambda p: {"tau": 1.0} if name == "byol" else {}
         values = [{"p": p, "s": p**2 / params.alpha_p, **extra(p)} for p in roots]
@@ -149,13 +168,13 @@ def _survives(name: str, params: Params) -> bool:
 def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
     """Largest weight decay eta with a stable non-collapsed fixed point (params.eta is ignored).
     simsiam: `tau^2 l^2 / (4c)`; byol: `l^2 / (4c)` (tau = 1 at its fixed points; BYOL with the target ratio
-    frozen at T is SimSiam's system with tau = T); phinet / xphinet: bisection on eta in
-    (0, (1 + lam) tau^2 l^2 / (4c)]."""
+    frozen at T is SimSiam's system with tau = T); phinet-eyeg, simsiam-scaled: `(1 + lam) tau^2 l^2 / (4c)`;
+    phinet / xphinet: bisection on eta in (0, (1 + lam) tau^2 l^2 / (4c)]."""
     _check(name)
     tau = 1.0 if name == "byol" else params.tau
     simsiam = tau**2 * params.lambda_j**2 / (4 * (params.lambda_j + params.sigma2))
-    if name in ("simsiam", "byol"):
-        return float(simsiam)
+    if name in ("simsiam", "byol") + _SCALED:
+        return float(loss_scale(name, params) * simsiam)
     lo, hi = 0.0, (1 + params.lam) * simsiam * (1 + 1e-12)
     if not _survives(name, params._replace(eta=simsiam * 1e-6)):
         return 0.0
@@ -163,3 +182,10 @@ def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if _survives(name, params._replace(eta=mid)) else (lo, mid)
     return float(lo)
+
+
+def saddle(name: str, params: Params):
+    """The collapse saddle: p of the smallest-p non-collapsed fixed point with p > 0 (unstable; its stable
+    manifold bounds the collapse basin), or None past the threshold."""
+    fps = [fp for fp in fixed_points(name, params) if fp.state["s"] > 0 and fp.state["p"] > 0]
+    return fps[0].state["p"] if fps else None

@@ -5,8 +5,9 @@
 prints one JSON object: `collapse_wd` (number), `fixed_points` (list of objects with the state variables
 `p`, `s` (`g` for phinet / xphinet, `tau` / `tau_m` for EMA methods), `eigenvalues` (real parts of the
 Jacobian's eigenvalues, ascending) and `stable` (bool)), and `method`, `params` (the resolved parameters).
-Without `--json` a short table. `--lam`, `--alpha-g` apply to phinet / xphinet, `--beta` to byol / xphinet,
-`--tau` (a fixed target scale) to every method but byol, whose tau is a state variable.
+Without `--json` a short table. `--lam` applies to phinet / xphinet / phinet-eyeg (Wg = I) / simsiam-scaled
+(loss x (1 + lam)), `--alpha-g` to phinet / xphinet, `--beta` to byol / xphinet, `--tau` (a fixed target
+scale) to every method but byol, whose tau is a state variable.
 """
 import numpy as np
 
@@ -14,8 +15,9 @@ from dynamics._cli import Parser, number, print_json
 from dynamics.analysis import ANALYSED_METHODS, collapse_wd, fixed_points
 from dynamics.reduced import Params
 
-_ONLY_FOR = {"lam": ("phinet", "xphinet"), "alpha_g": ("phinet", "xphinet"), "beta": ("byol", "xphinet"),
-             "tau": ("simsiam", "phinet", "xphinet")}
+_SCALED = ("phinet-eyeg", "simsiam-scaled")
+_ONLY_FOR = {"lam": ("phinet", "xphinet") + _SCALED, "alpha_g": ("phinet", "xphinet"),
+             "beta": ("byol", "xphinet"), "tau": ("simsiam", "phinet", "xphinet") + _SCALED}
 
 
 def build_parser() -> Parser:

@@ -59,9 +59,11 @@ def full_mats(method: Method, state: dict, C: jax.Array, hp: Hyper) -> dict:
     return {**state, "Wp": set_predictor(method, predictor_input_correlation(state["W"], C), hp)}
 
 
-def gradient_step_field(method: Method, hp: Hyper, mats: dict, C: jax.Array, state: dict) -> dict:
-    """`-alpha_M dL/dM - eta M` for trained M, `beta (S - T)` for EMA targets T (shared with dynamics.sgd)."""
-    grads = jax.grad(lambda m: expected_loss(method, m, C, hp))(mats)
+def gradient_step_field(method: Method, hp: Hyper, mats: dict, C: jax.Array, state: dict, loss=None) -> dict:
+    """`-alpha_M dL/dM - eta M` for trained M, `beta (S - T)` for EMA targets T (shared with dynamics.sgd).
+    `L` is `expected_loss(method, mats, C, hp)`, or `loss(mats)` when given (dynamics.sgd's cosine loss)."""
+    loss = (lambda m: expected_loss(method, m, C, hp)) if loss is None else loss
+    grads = jax.grad(loss)(mats)
     sources = dict(method.ema)
     out = {}
     for name, M in state.items():
@@ -76,7 +78,7 @@ def gradient_step_field(method: Method, hp: Hyper, mats: dict, C: jax.Array, sta
 
 
 def vector_field(method: Method, hp: Hyper, C: jax.Array):
-    """`f(t, state, args)`: the matrix ODE of THEORY.md section 2 for expected moments C (3, 3, n1, n1)."""
+    """`f(t, state, args)`: the matrix ODE (docs/theory.md section 2) for view moments C (3, 3, n1, n1)."""
 
     def field(t, state, args=None):
         return gradient_step_field(method, hp, full_mats(method, state, C, hp), C, state)

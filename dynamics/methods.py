@@ -1,4 +1,4 @@
-"""Methods as data: an expected loss (a sum of terms) plus flags (THEORY.md section 2).
+"""Methods as data: an expected loss (a sum of terms) plus flags (docs/theory.md section 2).
 
 A term `weight * 1/2 E|| (M_k ... M_1) x_a - sg(T x_b) ||^2` is a `Term(online=(M_k, ..., M_1), target=T,
 views=(a, b))`; with the view moments `C[a, b] = E[x_a x_b^T]` (dynamics.moments) its expectation is
@@ -8,10 +8,25 @@ targets (`dWa/dt = beta (W - Wa)`) and whether the predictor `Wp` is set from th
 correlation instead of trained. The matrix ODE, SGD and the sympy-reduced per-mode systems are all built from
 these terms, so adding a method means adding an entry to `METHODS`.
 
+Two entries take PhiNet's threshold gain apart (docs/theory.md section 4): `phinet-eyeg` is PhiNet with the
+CA1 predictor fixed to the identity (`Wg = I`, not trained: its clean term is
+`lam/2 E||Wp W x1 - sg(W x0)||^2`), and `simsiam-scaled` is SimSiam with its loss times `1 + lam` (two
+copies of SimSiam's term, weights 1 and lam). Because `E[x1 x0^T] = E[x1 x2^T] = X`, the two have the same
+gradient, hence the same dynamics.
+
+Predictor setters (`Wp` set from `F = E[f f^T] = U diag(f) U^T`, f = W x1), in two forms (`SETTER_FORMS`):
+- "equivariant" (default): DirectPred `p_j = sqrt(f_j) + eps sqrt(f_max)`, DirectCopy `Wp = F + eps f_max I`.
+  Under `W -> a W` these scale like the trained predictor's fixed points (`p ~ sqrt(s)`, Tian21), so under
+  the Euclidean loss of the linear model they keep the modes SimSiam keeps.
+- "normalised": DirectPred `p_j = sqrt(f_j / f_max) + eps`, DirectCopy `Wp = F / f_max + eps I` (the
+  authors' code, made for the scale-free cosine loss; under the Euclidean loss the top mode gets
+  `p = 1 + eps > l / (l + sigma2)` and every mode shrinks).
+
 Public API
 - `Term`, `Method`, `Hyper` (hyper-parameters), `METHODS` (registry), `DEFAULT_METHODS` (the six methods)
 - `get_method(name)`, `expected_loss(method, mats, C, hp)`, `predictor_input_correlation(W, C)`
-- setters: `directpred_predictor(F, eps)`, `directcopy_predictor(F, eps)`, `set_predictor(method, F, hp)`
+- setters: `SETTER_FORMS`, `directpred_predictor(F, eps, form)`, `directcopy_predictor(F, eps, form)`,
+  `set_predictor(method, F, hp)` (form `hp.setter_form`)
 """
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -20,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 RATES = {"W": None, "Wp": "alpha_p", "Wg": "alpha_g"}  # learning-rate ratio of each trainable matrix
+SETTER_FORMS = ("equivariant", "normalised")
 
 
 class Term(NamedTuple):
@@ -53,8 +69,8 @@ class Method:
 @dataclass(frozen=True)
 class Hyper:
     """Hyper-parameters: weight decay `eta`, rate ratios, PhiNet weight `lam`, EMA rate `beta` (per unit
-    time), DirectPred `rho`, `eps`, `freq` (SGD only), and `symmetric_wp` (symmetrised predictor field,
-    the setting of Tian21 Thm 3)."""
+    time), DirectPred `rho`, `eps`, `freq` (SGD only), `setter_form` (one of `SETTER_FORMS`) and
+    `symmetric_wp` (symmetrised predictor field, the setting of Tian21 Thm 3)."""
 
     eta: float = 0.0
     alpha_p: float = 1.0
@@ -65,10 +81,12 @@ class Hyper:
     eps: float = 0.01
     freq: int = 1
     symmetric_wp: bool = False
+    setter_form: str = "equivariant"
 
 
 _SIMSIAM = (Term(("Wp", "W"), "W", (1, 2)),)
 _CLEAN = Term(("Wg", "Wp", "W"), "W", (1, 0), weight="lam")
+_SCALED = _SIMSIAM + (_SIMSIAM[0]._replace(weight="lam"),)  # SimSiam's loss x (1 + lam)
 METHODS = {
     m.name: m
     for m in (
@@ -80,9 +98,14 @@ METHODS = {
         Method("xphinet", _SIMSIAM + (_CLEAN._replace(target="Wm"),), ("W", "Wp", "Wg"), (("Wm", "W"),),
                summary="PhiNet with the clean target from an EMA encoder Wm"),
         Method("directpred", _SIMSIAM, ("W",), setter="directpred",
-               summary="Wp = U diag(sqrt(s_j / s_max) + eps) U^T from F = E[f f^T]"),
+               summary="Wp = U diag(sqrt(f_j) + eps sqrt(f_max)) U^T from F = E[f f^T] (normalised: "
+                       "sqrt(f_j / f_max) + eps)"),
         Method("directcopy", _SIMSIAM, ("W",), setter="directcopy",
-               summary="Wp = F / lambda_max(F) + eps I"),
+               summary="Wp = F + eps f_max I (normalised: F / f_max + eps I)"),
+        Method("phinet-eyeg", _SIMSIAM + (_CLEAN._replace(online=("Wp", "W")),), ("W", "Wp"),
+               summary="PhiNet with the CA1 predictor fixed to Wg = I (not trained)"),
+        Method("simsiam-scaled", _SCALED, ("W", "Wp"),
+               summary="SimSiam with its loss x (1 + lam): PhiNet's loss scale, no second predictor"),
         Method("simsiam-nosg", (Term(("Wp", "W"), "W", (1, 2), stop_gradient=False),), ("W", "Wp"),
                summary="ablation: SimSiam without stop-gradient (collapses)"),
         Method("simsiam-nopred", (Term(("W",), "W", (1, 2)),), ("W",),
@@ -131,23 +154,41 @@ def predictor_input_correlation(W: jax.Array, C: jax.Array) -> jax.Array:
     return W @ C[1, 1] @ W.T
 
 
-def directpred_predictor(F: jax.Array, eps: float) -> jax.Array:
-    """DirectPred: `Wp = U diag(sqrt(max(s_j, 0) / max_k s_k) + eps) U^T`, `F = U diag(s) U^T`."""
-    s, U = jnp.linalg.eigh(F)
-    smax = jnp.max(s)
-    ratio = jnp.where(smax > 0, jnp.maximum(s, 0.0) / jnp.where(smax > 0, smax, 1.0), 0.0)
-    return (U * (jnp.sqrt(ratio) + eps)) @ U.T
+def check_setter_form(form: str) -> None:
+    """A clear error unless `form` is one of `SETTER_FORMS`."""
+    if form not in SETTER_FORMS:
+        raise ValueError(f"unknown setter form {form!r}; allowed: {', '.join(SETTER_FORMS)}")
 
 
-def directcopy_predictor(F: jax.Array, eps: float) -> jax.Array:
-    """DirectCopy: `Wp = F / lambda_max(F) + eps I`."""
+def directpred_predictor(F: jax.Array, eps: float, form: str = "equivariant") -> jax.Array:
+    """DirectPred, `F = U diag(f) U^T` (n, n): `Wp = U diag(p) U^T` with `p_j = sqrt(f_j^+) + eps sqrt(f_max)`
+    ("equivariant") or `p_j = sqrt(f_j^+ / f_max) + eps` ("normalised"), `f^+ = max(f, 0)`."""
+    check_setter_form(form)
+    f, U = jnp.linalg.eigh(F)
+    fmax = jnp.maximum(jnp.max(f), 0.0)
+    if form == "equivariant":
+        p = jnp.sqrt(jnp.maximum(f, 0.0)) + eps * jnp.sqrt(fmax)
+    else:
+        ratio = jnp.where(fmax > 0, jnp.maximum(f, 0.0) / jnp.where(fmax > 0, fmax, 1.0), 0.0)
+        p = jnp.sqrt(ratio) + eps
+    return (U * p) @ U.T
+
+
+def directcopy_predictor(F: jax.Array, eps: float, form: str = "equivariant") -> jax.Array:
+    """DirectCopy: `Wp = F + eps f_max I` ("equivariant") or `Wp = F / f_max + eps I` ("normalised"),
+    `f_max = lambda_max(F)`."""
+    check_setter_form(form)
     lmax = jnp.linalg.eigvalsh(F)[-1]
-    return F / jnp.where(lmax > 0, lmax, 1.0) + eps * jnp.eye(F.shape[0], dtype=F.dtype)
+    eye = jnp.eye(F.shape[0], dtype=F.dtype)
+    if form == "equivariant":
+        return F + eps * jnp.maximum(lmax, 0.0) * eye
+    return F / jnp.where(lmax > 0, lmax, 1.0) + eps * eye
 
 
 _SETTERS = {"directpred": directpred_predictor, "directcopy": directcopy_predictor}
 
 
 def set_predictor(method: Method, F: jax.Array, hp: Hyper) -> jax.Array:
-    """The predictor a setter method uses for correlation F (no gradient flows through the setter)."""
-    return jax.lax.stop_gradient(_SETTERS[method.setter](F, hp.eps))
+    """The predictor a setter method uses for correlation F, in form `hp.setter_form` (no gradient flows
+    through the setter)."""
+    return jax.lax.stop_gradient(_SETTERS[method.setter](F, hp.eps, hp.setter_form))

@@ -1,4 +1,4 @@
-"""Second moments of the clean input and its two augmented views (THEORY.md section 1).
+"""Second moments of the clean input and its two augmented views (docs/theory.md section 1).
 
 A `Spectrum` holds the diagonal data moment `X = diag(lambdas)` and augmentation covariance
 `X' = diag(sigma2s)`; the isotropic case is `X = I`, `X' = sigma2 I`. Losses see the data only through a

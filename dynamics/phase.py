@@ -7,8 +7,9 @@
 Every grid point is integrated to `t_max` (all points at once: `jax.vmap` under one `jax.jit`, rows sharded
 over a 1-D device mesh when there are several devices, chunks with a tqdm bar) and classified by its
 surviving-mode count: 2 non-collapsed (all modes), 1 partially collapsed, 0 completely collapsed (-1: the
-solver failed there). A mode collapses when `s < s_tol` at `t_max` (`reduced.collapsed`); for directpred /
-directcopy, whose Euclidean flow shrinks every mode (see `phase_setters`), when `s_j / max_k s_k < s_tol`.
+solver failed there). A mode collapses when `s < s_tol` at `t_max` (`reduced.collapsed`; directpred /
+directcopy with the default equivariant setter too); with `--setter normalised`, whose Euclidean flow
+shrinks every mode (see `phase_setters`), when `s_j / max_k s_k < s_tol`.
 Writes `phase.npz` (axis values, surviving counts, phases, final states), `summary.json` (resolved config,
 git SHA, counts, agreement with the analytic prediction) and `phase.png` (numerical diagram, analytic
 boundary dashed) to `runs/phase/<--name or method_x_y>/` (or `--out`); an interrupted sweep resumes from
@@ -27,21 +28,23 @@ from pathlib import Path
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from dynamics._cli import git_sha, print_json
+from dynamics._cli import git_sha, print_json, run_folder
 from dynamics.matrix_ode import require_x64
 from dynamics.phase_grid import (
+    SCALED,
     PhaseConfig,
     axis_values,
     byol_survivors,
     grid_points,
     phinet_thresholds,
     point_values,
+    setter_survivors,
     simsiam_survivors,
     systems,
 )
-from dynamics.phase_setters import SETTER_METHODS, relative_survivors, setter_field
+from dynamics.phase_setters import SETTER_METHODS, setter_field, surviving_modes
 from dynamics.phase_solver import solve_final
 from dynamics.reduced import reduced_field, state_names
 
@@ -63,7 +66,8 @@ def _sharding():
 
 def _solve_rows(cfg: PhaseConfig, y0, params, t_max, checkpoint, progress):
     """Final states of all rows, in chunks of `cfg.chunk` (padded to a multiple of the device count)."""
-    field = setter_field(cfg.method) if cfg.method in SETTER_METHODS else reduced_field(cfg.method)
+    field = (setter_field(cfg.method, cfg.setter_form) if cfg.method in SETTER_METHODS
+             else reduced_field(cfg.method))
     n_rows, sharding = y0.shape[0], _sharding()
     n_dev = 1 if sharding is None else len(jax.devices())
     chunk = -(-min(cfg.chunk, n_rows) // n_dev) * n_dev
@@ -110,7 +114,7 @@ def sweep(cfg: PhaseConfig, *, checkpoint: Path | None = None, progress: bool = 
     m, shape = cfg.n_modes, X.shape
     if cfg.method in SETTER_METHODS:
         final = st["final"].reshape(*shape, m)
-        survivors = np.asarray(relative_survivors(final, cfg.s_tol))
+        survivors = np.asarray(surviving_modes(final, cfg.s_tol, cfg.setter_form))
         steps, ok = np.repeat(st["steps"].reshape(shape)[..., None], m, -1), st["ok"].reshape(shape)
     else:
         final = st["final"].reshape(*shape, m, -1)
@@ -127,13 +131,20 @@ def prediction(cfg: PhaseConfig, *, n_markers: int = 12) -> dict | None:
     (ny, nx); phinet / xphinet with a wd axis give per-mode `thresholds` (k, modes) at `other` (k,) values
     of the other axis (grid indices `index`; `analysis.collapse_wd`) and the predicted counts along wd
     there, `rows` (k, n_wd); None otherwise."""
-    if cfg.method in ("simsiam", "byol"):
+    if cfg.method in ("simsiam", "byol") + SCALED:
         X, Y = grid_points(cfg)
-        closed = simsiam_survivors if cfg.method == "simsiam" else byol_survivors
+        closed = byol_survivors if cfg.method == "byol" else simsiam_survivors
         count = closed(cfg, point_values(cfg, X, Y))
-        kind = ("closed form: eta < tau^2 l^2/(4c)" + (", p0 > p_-" if cfg.on_parabola else "")
-                if cfg.method == "simsiam" else "fixed points: eta < l^2/(4c)")
+        scale = "(1 + lam) " if cfg.method in SCALED else ""
+        parabola = ", p0 > p_-" if cfg.on_parabola else ""
+        kind = ("fixed points: eta < l^2/(4c)" if cfg.method == "byol"
+                else f"closed form: eta < {scale}tau^2 l^2/(4c){parabola}")
         return {"kind": kind, "survivors": count.reshape(X.shape)}
+    if cfg.method in SETTER_METHODS and cfg.setter_form == "equivariant":
+        X, Y = grid_points(cfg)
+        count = setter_survivors(cfg, point_values(cfg, X, Y))
+        return {"kind": "decoupled fixed points: eta < l^2/(4c), p_+ > eps P/(1 + eps) (basins not checked)",
+                "survivors": count.reshape(X.shape)}
     if cfg.method in ("phinet", "xphinet") and "wd" in (cfg.x, cfg.y):
         other = axis_values(cfg, "y" if cfg.x == "wd" else "x")
         idx = np.unique(np.linspace(0, len(other) - 1, min(n_markers, len(other))).astype(int))
@@ -223,7 +234,7 @@ def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
     cfg = resolve(ap, args)
-    out = Path(args.out) if args.out else Path("runs/phase") / (args.name or f"{cfg.method}_{cfg.x}_{cfg.y}")
+    out = run_folder(args, f"{cfg.method}_{cfg.x}_{cfg.y}")
     summary = run(cfg, out, progress=not args.json, plot=not args.no_plot,
                   argv=sys.argv[1:] if argv is None else argv)
     if args.json:

@@ -5,10 +5,12 @@ Flags: `--method`, `--x` / `--y` (axis names of `phase_grid.AXES`), `--x-range l
 parameter not swept (`--wd 0.05 --sigma2 0.5 --alpha-p 1 --alpha-g 1 --lam 1 --beta 0.4 --tau 1 --p0 0.5
 --s0 p0^2/alpha_p --g0 0.5`), the spectrum (`--lambdas` list, or `--exponent a --modes n` for
 `l_j = j^-a`; an `exponent` axis implies `--modes 8` unless given), the solver (`--t-max`, `--s-tol 1e-6`,
-`--rtol 1e-6`, `--atol 1e-10`, `--chunk 4096`, `--eps 0.01` for the setters) and outputs (`--name`,
-`--out`, `--json`, `--no-plot`).
+`--rtol 1e-6`, `--atol 1e-10`, `--chunk 4096`, `--eps 0.01` and `--setter equivariant|normalised` for the
+setters) and outputs (`--out-dir` runs/phase, `--run-name`; old spellings `--name`, `--out` kept for one
+release; `--json`, `--no-plot`).
 """
-from dynamics._cli import Parser, number, number_list
+from dynamics._cli import Parser, add_output_flags, number, number_list
+from dynamics.methods import SETTER_FORMS
 from dynamics.phase_grid import AXES, PHASE_METHODS, PhaseConfig
 
 # lower bound (value, strict) of each parameter; None: any real number
@@ -36,13 +38,14 @@ def build_parser() -> Parser:
     add("--lambdas", type=number_list(0.0, strict=True), default=None, help="data eigenvalues (1)")
     add("--modes", type=number(1, integer=True), default=None, help="modes of the power-law spectrum (8)")
     add("--eps", type=number(0.0), default=None, help="directpred / directcopy setter eps (0.01)")
+    add("--setter", choices=SETTER_FORMS, default=None,
+        help="directpred / directcopy setter form (equivariant: p = sqrt(f) + eps sqrt(f_max))")
     add("--t-max", type=number(0.0, strict=True), default=None, help="horizon (default: see phase.py)")
     add("--s-tol", type=number(0.0, strict=True), default=1e-6, help="collapse: s below this (1e-6)")
     add("--rtol", type=number(0.0, strict=True), default=1e-6, help="solver relative tolerance (1e-6)")
     add("--atol", type=number(0.0, strict=True), default=1e-10, help="solver absolute tolerance (1e-10)")
     add("--chunk", type=number(1, integer=True), default=4096, help="rows per jitted call (4096)")
-    add("--name", default=None, help="output folder under runs/phase (default: method_x_y)")
-    add("--out", default=None, help="output folder (overrides --name)")
+    add_output_flags(ap, "runs/phase", "method_x_y")
     add("--json", action="store_true", help="print the summary as one JSON object")
     add("--no-plot", action="store_true", help="skip phase.png")
     return ap
@@ -100,6 +103,11 @@ def resolve(ap: Parser, args) -> PhaseConfig:
         if args.method not in ("directpred", "directcopy"):
             ap.error(f"--eps does not apply to --method {args.method}; allowed for: directpred, directcopy")
         kw["eps"] = args.eps
+    if args.setter is not None:
+        if args.method not in ("directpred", "directcopy"):
+            ap.error(f"--setter does not apply to --method {args.method}; allowed for: directpred, "
+                     "directcopy")
+        kw["setter_form"] = args.setter
     if args.method in ("directpred", "directcopy") and args.s0 == 0:
         ap.error("--s0 0 leaves nothing to evolve for a setter method (log s); allowed: s0 > 0")
     return PhaseConfig(**kw, t_max=args.t_max, s_tol=args.s_tol, rtol=args.rtol, atol=args.atol,

@@ -3,17 +3,21 @@
 A sweep varies two of the parameters in `AXES` over a grid and holds the others at the config's values.
 Every grid point carries a spectrum of `modes` data eigenvalues: `lambdas` as given (default one mode,
 `l = 1`), or the power law `l_j = j^(-exponent)`, j = 1..modes, when `exponent` is set (or swept). For the
-reduced methods (simsiam, byol, phinet, xphinet) every (point, mode) is an independent per-mode ODE of
-`dynamics.reduced`; for directpred / directcopy every point is one coupled system of
-`dynamics.phase_setters`. Initial state: `p0`, `g0`, `s0` (default `p0^2 / alpha_p`: the invariant parabola
-of Tian21, on which SimSiam's basin of attraction is exactly `p0 > p_-`), EMA ratios `tau` (byol, xphinet:
-`tau` is their initial ratio; simsiam, phinet: the fixed target scale).
+reduced methods (simsiam, byol, phinet, xphinet, phinet-eyeg, simsiam-scaled) every (point, mode) is an
+independent per-mode ODE of `dynamics.reduced`; for directpred / directcopy every point is one coupled
+system of `dynamics.phase_setters` (setter form `setter_form`). Initial state: `p0`, `g0`, `s0` (default
+`p0^2 / alpha_p`: the invariant parabola of Tian21, on which SimSiam's basin of attraction is exactly
+`p0 > p_-`), EMA ratios `tau` (byol, xphinet: `tau` is their initial ratio; the others: the fixed target
+scale).
 
 Analytic prediction (drawn over the numerical diagram): per mode, SimSiam survives iff
 `eta < tau^2 l^2 / (4c)` and, on the parabola, `p0 > p_- = (tau l - sqrt(tau^2 l^2 - 4 eta c)) / (2c)`;
-BYOL iff `eta < l^2 / (4c)` (fixed-point threshold; its basin has no closed form); PhiNet / X-PhiNet:
-`analysis.collapse_wd` (fixed-point analysis + bisection) at a few values of the other axis when one axis is
-the weight decay. DirectPred / DirectCopy: none.
+phinet-eyeg and simsiam-scaled the same with `eta` replaced by `eta / (1 + lam)` (their field is SimSiam's
+at `eta / (1 + lam)`, times `1 + lam`); BYOL iff `eta < l^2 / (4c)` (fixed-point threshold; its basin has no
+closed form); PhiNet / X-PhiNet: `analysis.collapse_wd` (fixed-point analysis + bisection) at a few values
+of the other axis when one axis is the weight decay; DirectPred / DirectCopy with the equivariant setter:
+the decoupled fixed points of `phase_setters.setter_fixed_point` (mode j survives iff
+`eta < l_j^2 / (4 c_j)` and `p_+,j > e`; basins not checked); with the normalised setter: none.
 
 Public API
 - `AXES`, `PhaseConfig` (frozen dataclass), `axis_values(cfg, axis)`, `grid_points(cfg) -> (X, Y)` (ny, nx)
@@ -26,19 +30,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dynamics.analysis import collapse_wd
-from dynamics.phase_setters import SETTER_METHODS, SetterParams
+from dynamics.phase_setters import SETTER_METHODS, SetterParams, setter_fixed_point
 from dynamics.reduced import Params, state_names
 
-REDUCED = ("simsiam", "byol", "phinet", "xphinet")
+REDUCED = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled")
 PHASE_METHODS = REDUCED + SETTER_METHODS
 _PHINETS, _EMA = ("phinet", "xphinet"), ("byol", "xphinet")
+SCALED = ("phinet-eyeg", "simsiam-scaled")  # SimSiam's field at eta / (1 + lam), times (1 + lam)
 # axis: (default range, log scale by default, methods it applies to, meaning)
 AXES = {
     "wd": ((0.0, 0.3), False, PHASE_METHODS, "weight decay eta"),
     "sigma2": ((0.0, 2.0), False, PHASE_METHODS, "augmentation variance (every mode)"),
     "alpha_p": ((0.1, 10.0), True, REDUCED, "predictor learning-rate ratio"),
     "alpha_g": ((0.1, 10.0), True, _PHINETS, "second-predictor learning-rate ratio"),
-    "lam": ((0.0, 4.0), False, _PHINETS, "PhiNet clean-target weight"),
+    "lam": ((0.0, 4.0), False, _PHINETS + SCALED, "PhiNet clean-target weight (loss scale 1 + lam)"),
     "beta": ((0.01, 10.0), True, _EMA, "EMA rate per unit time"),
     "tau": ((0.1, 2.0), False, REDUCED, "target scale (byol, xphinet: initial EMA ratio)"),
     "p0": ((-0.2, 1.0), False, REDUCED, "initial predictor eigenvalue"),
@@ -75,6 +80,7 @@ class PhaseConfig:
     exponent: float | None = None
     modes: int = 1
     eps: float = 0.01
+    setter_form: str = "equivariant"
     t_max: float | None = None
     s_tol: float = 1e-6
     rtol: float = 1e-6
@@ -152,16 +158,28 @@ def systems(cfg: PhaseConfig, values: dict):
 
 def simsiam_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:
     """Closed-form surviving-mode count per point (N,): `eta < tau^2 l^2 / (4c)` and, on the parabola,
-    `p0 > p_-`."""
+    `p0 > p_-` (phinet-eyeg, simsiam-scaled: at `eta / (1 + lam)`)."""
     lam = values["lambdas"]
     col = lambda k: np.reshape(np.asarray(values[k], float), (-1, 1))
     tl, c, eta = col("tau") * lam, lam + col("sigma2"), col("wd")
+    if cfg.method in SCALED:
+        eta = eta / (1 + col("lam"))
     disc = tl**2 - 4 * eta * c
     alive = disc > 0
     if cfg.on_parabola:
         p_minus = (tl - np.sqrt(np.maximum(disc, 0.0))) / (2 * c)
         alive &= col("p0") > p_minus
     return alive.sum(axis=1)
+
+
+def setter_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:
+    """Equivariant DirectPred / DirectCopy: surviving modes per point (N,) at the decoupled fixed point
+    (`phase_setters.setter_fixed_point`; basins not checked)."""
+    n = values["lambdas"].shape[0]
+    at = lambda k, i: float(np.ravel(values[k])[i]) if np.ndim(values[k]) else float(values[k])
+    return np.array([setter_fixed_point(cfg.method, SetterParams(
+        at("wd", i), cfg.eps, values["lambdas"][i], np.full(values["lambdas"].shape[1], at("sigma2", i))),
+        cfg.setter_form)["surviving"].sum() for i in range(n)])
 
 
 def byol_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:

@@ -3,17 +3,16 @@
 `draw_phase(ax, cfg, arrays, pred)` draws into an existing axis (the figures reuse it); `plot_phase` makes
 the file. Colours: surviving-mode count (one mode: collapsed dark, non-collapsed light); failed points
 red; dashed lines: the analytic boundary (contours of the predicted count, or PhiNet's per-mode thresholds
-from the fixed-point analysis as crosses).
+from the fixed-point analysis as crosses). Both draw on `matplotlib.figure.Figure` objects: no backend is
+selected here (that would replace a notebook's inline backend).
 """
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from dynamics.phase_grid import AXES  # noqa: E402
+from dynamics.phase_grid import AXES
 
 LABELS = {"wd": "weight decay eta", "sigma2": "augmentation variance sigma2", "alpha_p": "alpha_p",
           "alpha_g": "alpha_g", "lam": "lam (PhiNet clean-target weight)", "beta": "EMA rate beta",
@@ -22,7 +21,8 @@ LABELS = {"wd": "weight decay eta", "sigma2": "augmentation variance sigma2", "a
 
 
 def _cmap(n_modes: int, failed: bool):
-    colors = ["#3b3b58", "#f3e6b3"] if n_modes == 1 else list(plt.cm.viridis(np.linspace(0, 1, n_modes + 1)))
+    colors = (["#3b3b58", "#f3e6b3"] if n_modes == 1
+              else list(colormaps["viridis"](np.linspace(0, 1, n_modes + 1))))
     low = -1 if failed else 0
     colors = (["#d62728"] if failed else []) + colors
     return ListedColormap(colors), BoundaryNorm(np.arange(low - 0.5, n_modes + 1.5), len(colors)), low
@@ -53,14 +53,15 @@ def draw_phase(ax, cfg, arrays: dict, pred: dict | None = None, *, colorbar=True
     if handles:
         ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
     if colorbar:
-        bar = plt.colorbar(mesh, ax=ax, ticks=np.arange(low, m + 1))
+        bar = ax.figure.colorbar(mesh, ax=ax, ticks=np.arange(low, m + 1))
         bar.set_label("surviving modes" if m > 1 else "0: collapsed, 1: non-collapsed")
     return mesh
 
 
-def plot_phase(cfg, arrays: dict, pred: dict | None, path) -> None:
-    """Write the phase diagram of one sweep to `path`."""
-    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+def plot_phase(cfg, arrays: dict, pred: dict | None, path):
+    """Write the phase diagram of one sweep to `path`; returns the `Figure`."""
+    fig = Figure(figsize=(6.2, 4.6))
+    ax = fig.subplots()
     draw_phase(ax, cfg, arrays, pred)
     fixed = {k: getattr(cfg, k) for k in ("wd", "sigma2", "alpha_p", "lam", "beta", "tau", "p0")
              if k not in (cfg.x, cfg.y) and cfg.method in AXES[k][2]}
@@ -68,4 +69,4 @@ def plot_phase(cfg, arrays: dict, pred: dict | None, path) -> None:
                  + ", ".join(f"{k}={v:g}" for k, v in fixed.items()), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

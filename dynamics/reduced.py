@@ -1,4 +1,4 @@
-"""Per-mode reduced systems, derived with sympy from the methods' own loss terms (THEORY.md section 3).
+"""Per-mode reduced systems, derived with sympy from the methods' own loss terms (docs/theory.md section 3).
 
 For eigen-aligned states every matrix acts on mode j as a scalar: `W -> w`, `Wp -> p`, `Wg -> g`, targets
 `sg(W) -> tau w` (tau a fixed parameter, 1 for SimSiam; `tau != 1` is "BYOL at fixed tau"), `Wa -> tau w`
@@ -7,7 +7,8 @@ and `Wm -> tau_m w` with tau, tau_m state variables. Each loss term becomes
 scalar flow (`-alpha dL/dm - eta m`, stop-gradient = differentiate with the target held fixed) is rewritten
 for `s = w^2` (`ds/dt = 2 w dw/dt`) and the EMA ratios (`dtau/dt = beta (1 - tau) - tau (dw/dt) / w`), then
 lambdified to JAX. For SimSiam this reproduces Tian21: `dp/dt = alpha_p s (tau l - c p) - eta p`,
-`ds/dt = 2 p s (tau l - c p) - 2 eta s`, `c = l + sigma2`.
+`ds/dt = 2 p s (tau l - c p) - 2 eta s`, `c = l + sigma2`. For phinet-eyeg (Wg = I) and simsiam-scaled
+(loss x (1 + lam)) it gives the same system, SimSiam's with the gradient terms times `1 + lam`.
 
 Public API (all right-hand sides are pure, jittable and vmappable over `Params` and states)
 - `Params(eta, alpha_p, alpha_g, lam, beta, lambda_j, sigma2, tau)`: one mode's parameters (NamedTuple).
@@ -26,7 +27,8 @@ import sympy as sp
 
 from dynamics.methods import RATES, get_method
 
-REDUCED_METHODS = ("simsiam", "byol", "phinet", "xphinet", "simsiam-nosg", "simsiam-nopred")
+REDUCED_METHODS = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled", "simsiam-nosg",
+                   "simsiam-nopred")
 _SCALAR = {"Wp": "p", "Wg": "g"}
 _EMA_STATE = {"Wa": "tau", "Wm": "tau_m"}
 

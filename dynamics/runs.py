@@ -3,9 +3,16 @@
 Levels: `reduced` (sympy per-mode ODE, one independent system per mode, vmapped), `matrix` (matrix ODE from a
 random start), `sgd` (sampled-data SGD from the same start). Matrix-level modes are the eigenvalues `s` of
 `W W^T` (descending) with `p`, `g` the Rayleigh quotients of `Wp`, `Wg` on their eigenvectors; a mode is
-collapsed when `s < s_tol`. Each mode's `fixed_point` is the stable non-collapsed fixed point of its data
-mode (`dynamics.analysis`), None past the mode's threshold; at the matrix level they are sorted by `s` like
-the final eigenvalues (a mode that starts in the collapse basin can still collapse below threshold).
+collapsed when `s < s_tol` (under `loss="cosine"`, sgd level only, which is scale-free: `s < s_tol s_1`,
+and no `fixed_point`; with `momentum` one SGD step is `lr / (1 - momentum)` of model time).
+Each mode's `fixed_point` is the stable non-collapsed fixed point of its data mode (`dynamics.analysis`),
+None past the mode's threshold; at the matrix level they are sorted by `s` like the final eigenvalues
+(a mode that starts in the collapse basin can still collapse below threshold).
+DirectPred / DirectCopy: the reduced level is their coupled per-mode system in `log s`
+(`dynamics.phase_setters`, modes coupled only through `f_max`; `p0`, `g0` unused), and with the default
+equivariant setter each mode's `fixed_point` is the decoupled one of `phase_setters.setter_fixed_point`
+(SimSiam's p_+, `s = phi^-1(p_+ - e) / c`); the normalised setter has no finite fixed point (every
+`s -> 0`), so none is given.
 
 Public API
 - `SimConfig` (frozen dataclass: every resolved setting), `simulate_method(cfg, name, progress=None)`
@@ -21,6 +28,13 @@ from dynamics.analysis import ANALYSED_METHODS, fixed_points
 from dynamics.matrix_ode import init_state, mode_summary, solve
 from dynamics.methods import Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
+from dynamics.phase_setters import (
+    SETTER_METHODS,
+    SetterParams,
+    setter_field,
+    setter_fixed_point,
+    setter_predictor,
+)
 from dynamics.reduced import Params, integrate, state_names
 from dynamics.sgd import run_sgd
 
@@ -50,10 +64,17 @@ class SimConfig:
     w_scale: float = 1.0
     lr: float = 0.01
     batch: int = 256
+    loss: str = "euclidean"
+    momentum: float = 0.0
+    setter_form: str = "equivariant"
 
     def hyper(self) -> Hyper:
         return Hyper(eta=self.wd, alpha_p=self.alpha_p, alpha_g=self.alpha_g, lam=self.lam, beta=self.beta,
-                     rho=self.rho, eps=self.eps)
+                     rho=self.rho, eps=self.eps, setter_form=self.setter_form)
+
+    def setter_params(self) -> SetterParams:
+        lam, s2 = np.asarray(self.lambdas, float), np.asarray(self.sigma2s, float)
+        return SetterParams(self.wd, self.eps, lam, s2)
 
     def params(self, name: str) -> list:
         """Per-mode reduced parameters; tau is the fixed target scale except for byol / xphinet."""
@@ -67,7 +88,13 @@ class SimConfig:
 
 def predicted_modes(cfg: SimConfig, name: str) -> list | None:
     """Per data mode, the stable non-collapsed fixed point (dict) or None (collapse); None for methods
-    without a fixed-point analysis (the setters DirectPred / DirectCopy, the ablations)."""
+    without a fixed-point analysis (the ablations; DirectPred / DirectCopy with the normalised setter)."""
+    if name in SETTER_METHODS:
+        if cfg.setter_form != "equivariant":
+            return None
+        fp = setter_fixed_point(name, cfg.setter_params(), cfg.setter_form)
+        return [{"p": float(p), "s": float(s)} if alive else None
+                for p, s, alive in zip(fp["p"], fp["s"], fp["surviving"])]
     if name not in ANALYSED_METHODS:
         return None
     out = []
@@ -77,7 +104,23 @@ def predicted_modes(cfg: SimConfig, name: str) -> list | None:
     return out
 
 
+def _reduced_setter(cfg: SimConfig, name: str, ts) -> dict:
+    """The coupled per-mode system of a setter method in u = log s (diffrax Tsit5, float64)."""
+    import diffrax
+
+    field, params = setter_field(name, cfg.setter_form), cfg.setter_params()
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, u, args: field(u, params)), diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None,
+        y0=jnp.log(jnp.asarray(cfg.s0, jnp.float64)), saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
+        stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-12), max_steps=1_000_000)
+    u = sol.ys  # (T, modes)
+    p = jax.vmap(lambda v: setter_predictor(name, cfg.setter_form, v, params))(u)
+    return {"s": np.exp(np.asarray(u)), "p": np.asarray(p)}
+
+
 def _reduced(cfg: SimConfig, name: str, ts) -> dict:
+    if name in SETTER_METHODS:
+        return _reduced_setter(cfg, name, ts)
     ratio = (cfg.tau,) * len(cfg.s0)
     init = {"p": cfg.p0, "s": cfg.s0, "g": cfg.g0, "tau": ratio, "tau_m": ratio}
     names = state_names(name)
@@ -104,14 +147,19 @@ def _matrix(cfg: SimConfig, name: str, ts, progress) -> dict:
     return {**{k: np.asarray(v) for k, v in modes.items()}, **{f"final_{k}": v for k, v in final.items()}}
 
 
+def _steps_per_record(cfg, n_records) -> int:
+    """SGD steps between records: one step is `lr / (1 - momentum)` of model time."""
+    return max(1, int(round(cfg.t_max * (1 - cfg.momentum) / cfg.lr / n_records)))
+
+
 def _sgd(cfg, method, hp, spectrum, st0, n_records, progress):
-    steps_per_record = max(1, int(round(cfg.t_max / cfg.lr / n_records)))
+    steps_per_record = _steps_per_record(cfg, n_records)
     key, state, chunks = jax.random.PRNGKey(cfg.seed + 1), dict(st0), []
     for r in range(0, n_records, 10):
         n = min(10, n_records - r)
         _, traj = run_sgd(method, hp, spectrum, state, key, lr=cfg.lr, n_steps=n * steps_per_record,
                           batch=cfg.batch or None, record_every=steps_per_record,
-                          start_step=r * steps_per_record)
+                          start_step=r * steps_per_record, loss=cfg.loss, momentum=cfg.momentum)
         chunks.append(traj if r == 0 else {k: v[1:] for k, v in traj.items()})
         state = {k: v[-1] for k, v in traj.items()}
         if progress is not None:
@@ -124,9 +172,9 @@ def simulate_method(cfg: SimConfig, name: str, progress=None):
     ts = np.linspace(0.0, cfg.t_max, cfg.n_save)
     arrays = _reduced(cfg, name, ts) if cfg.level == "reduced" else _matrix(cfg, name, ts, progress)
     if cfg.level == "sgd":
-        ts = cfg.lr * int(round(cfg.t_max / cfg.lr / (cfg.n_save - 1))) * np.arange(cfg.n_save)
+        ts = cfg.lr / (1 - cfg.momentum) * _steps_per_record(cfg, cfg.n_save - 1) * np.arange(cfg.n_save)
     arrays["ts"] = ts
-    pred = predicted_modes(cfg, name)
+    pred = predicted_modes(cfg, name) if cfg.loss == "euclidean" else None  # the analysis is Euclidean
     if pred is not None and cfg.level != "reduced":  # match sorted predictions to sorted eigenvalues
         pred = sorted(pred, key=lambda fp: 0.0 if fp is None else -fp["s"])
     keys = [k for k in ("p", "g", "s") if k in arrays]
@@ -134,7 +182,8 @@ def simulate_method(cfg: SimConfig, name: str, progress=None):
     for j in range(arrays["s"].shape[1]):
         mode = {f"{k}0": float(arrays[k][0, j]) for k in keys}
         mode.update({k: float(arrays[k][-1, j]) for k in keys})
-        mode["collapsed"] = bool(arrays["s"][-1, j] < cfg.s_tol)
+        scale = 1.0 if cfg.loss == "euclidean" else arrays["s"][-1, 0]  # cosine: scale-free, s_j / s_1
+        mode["collapsed"] = bool(arrays["s"][-1, j] < cfg.s_tol * scale)
         if pred is not None:
             mode["fixed_point"] = None if pred[j] is None else {k: pred[j][k] for k in keys}
         modes.append(mode)

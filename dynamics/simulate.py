@@ -3,31 +3,47 @@
     python -m dynamics.simulate --wd 5e-4            # every method, matrix ODE, default spectrum
     python -m dynamics.simulate --method simsiam --level reduced --p0 0.06,0.05 --s0 0.0036,0.0025 \\
         --sigma2 0.5 --wd 0.05 --t-max 2000 --json
+    python -m dynamics.simulate --level sgd --loss cosine --momentum 0.9 --wd 5e-3   # as the CNN trainers
 
 Writes `<method>.npz` (per-mode time series `ts`, `s`, `p`, `g`, ...; final matrices at matrix/sgd level),
 `<method>.json`, `summary.json` (resolved config, git SHA, results) and `modes.png` to
-`runs/simulate/<--name or timestamp>/` (or `--out`); re-running into the same folder with the same config
+`<--out-dir, runs/simulate>/<--run-name or timestamp>/`; re-running into the same folder with the same config
 reuses the methods already finished. Prints a per-method table, or with `--json` one JSON object: for one
 method `{method, level, surviving, modes: [{p0, s0, p, s, collapsed, ...}], config, out_dir}`, for several
 `{runs: [...], config, out_dir}`. Spectrum: `--lambdas` (data eigenvalues) with `--sigma2` (one value or
 one per mode); `--sigma2` alone means X = I; neither means the default anisotropic spectrum.
+`--setter equivariant|normalised` picks DirectPred / DirectCopy's predictor setter (`dynamics.methods`);
+at `--level reduced` they run their coupled per-mode system in log s (`dynamics.phase_setters`).
 """
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from dynamics._cli import Parser, git_sha, number, number_list, print_json, same_lengths
-from dynamics.methods import DEFAULT_METHODS, METHODS
+from dynamics._cli import (
+    Parser,
+    add_output_flags,
+    git_sha,
+    number,
+    number_list,
+    print_json,
+    run_folder,
+    same_lengths,
+)
+from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
+from dynamics.phase_setters import SETTER_METHODS
 from dynamics.reduced import REDUCED_METHODS
 from dynamics.runs import SimConfig, simulate_method
+from dynamics.sgd import LOSSES
 
 LEVELS = ("reduced", "matrix", "sgd")
+_PER_MODE = REDUCED_METHODS + SETTER_METHODS  # methods with a reduced level
 
 
 def build_parser() -> Parser:
@@ -46,6 +62,9 @@ def build_parser() -> Parser:
                                        ("--tau", 1.0, 0.0, True)):
         add(flag, type=number(low, strict=strict), default=default, help=f"({default:g})")
     add("--rho", type=number(0.0), default=0.3, help="DirectPred EMA of F, per SGD step (0.3)")
+    add("--setter", choices=SETTER_FORMS, default=None,
+        help="directpred / directcopy setter: equivariant p = sqrt(f) + eps sqrt(f_max) (default) or "
+             "normalised p = sqrt(f / f_max) + eps")
     add("--p0", type=number_list(), default=None, help="reduced level: initial p per mode (0.5)")
     add("--s0", type=number_list(0.0), default=None, help="reduced level: initial s per mode (0.25)")
     add("--g0", type=number_list(), default=None, help="reduced level: initial g per mode (0.5)")
@@ -53,8 +72,11 @@ def build_parser() -> Parser:
     add("--seed", type=number(0, integer=True), default=None, help="matrix/sgd level: seed (0)")
     add("--lr", type=number(0.0, strict=True), default=None, help="sgd level: learning rate (0.01)")
     add("--batch", type=number(0, integer=True), default=None, help="sgd level: batch, 0 = exact (256)")
-    add("--name", default=None, help="output folder name under runs/simulate (default: a timestamp)")
-    add("--out", default=None, help="output folder (overrides --name)")
+    add("--loss", choices=LOSSES, default=None,
+        help="sgd level: euclidean (default) or cosine, D = -cos(p, sg z) per sample as the CNN trainers")
+    add("--momentum", type=number(0.0), default=None,
+        help="sgd level: heavy-ball momentum mu < 1 (0); model time t = lr * steps / (1 - mu)")
+    add_output_flags(ap, "runs/simulate", "a timestamp")
     add("--json", action="store_true", help="print one JSON object instead of the table")
     add("--no-plot", action="store_true", help="skip modes.png")
     return ap
@@ -65,11 +87,12 @@ def _methods(ap: Parser, args) -> tuple:
     for name in names:
         if name not in METHODS:
             ap.error(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
-        if args.level == "reduced" and name not in REDUCED_METHODS and args.method is not None:
+        if args.level == "reduced" and name not in _PER_MODE and args.method is not None:
             ap.error(f"--level reduced has no per-mode system for {name!r}; allowed: "
-                     f"{', '.join(REDUCED_METHODS)} (use --level matrix)")
-    if args.level == "reduced" and args.method is None:
-        names = tuple(n for n in names if n in REDUCED_METHODS)  # main() says so, after validation
+                     f"{', '.join(_PER_MODE)} (use --level matrix)")
+    if args.setter is not None and not set(names) & set(SETTER_METHODS):
+        ap.error(f"--setter {args.setter} applies only to {', '.join(SETTER_METHODS)}; allowed: drop it, or "
+                 "add one of them to --method")
     return names
 
 
@@ -80,6 +103,19 @@ def _level_options(ap: Parser, args) -> None:
             if getattr(args, field) is not None and field not in own[args.level]:
                 ap.error(f"--{field.replace('_', '-')} does not apply to --level {args.level}; "
                          f"allowed with --level {', '.join(k for k, v in own.items() if field in v)}")
+
+
+def _loss_options(ap: Parser, args) -> None:
+    """`--loss cosine` and `--momentum` exist only at the sampled-data level (`dynamics.sgd`)."""
+    if args.loss == "cosine" and args.level != "sgd":
+        ap.error(f"--loss cosine has no form at --level {args.level} (per-sample normalisation needs sampled "
+                 "data); allowed: --loss euclidean here, or --level sgd")
+    if args.loss == "cosine" and args.batch == 0:
+        ap.error("--batch 0 (exact moments) has no cosine form; allowed: --batch >= 1 with --loss cosine")
+    if args.momentum is not None and args.level != "sgd":
+        ap.error(f"--momentum does not apply to --level {args.level}; allowed with --level sgd")
+    if args.momentum is not None and args.momentum >= 1:
+        ap.error(f"--momentum {args.momentum:g} is out of range; allowed: 0 <= momentum < 1")
 
 
 def _spectrum(ap: Parser, args) -> tuple:
@@ -106,6 +142,7 @@ def _spectrum(ap: Parser, args) -> tuple:
 def resolve(ap: Parser, args) -> tuple:
     """(method names, SimConfig) from the arguments, or a one-line parser error."""
     _level_options(ap, args)
+    _loss_options(ap, args)
     names = _methods(ap, args)
     lambdas, sigma2s = _spectrum(ap, args)
     n = len(lambdas)
@@ -120,17 +157,18 @@ def resolve(ap: Parser, args) -> tuple:
                     n_save=args.n_save, alpha_p=args.alpha_p, alpha_g=args.alpha_g, lam=args.lam,
                     beta=args.beta, tau=args.tau, eps=args.eps, rho=args.rho, s_tol=args.s_tol,
                     p0=per_mode(args.p0, 0.5), s0=per_mode(args.s0, 0.25), g0=per_mode(args.g0, 0.5),
-                    seed=args.seed or 0, lr=args.lr or 0.01, batch=256 if args.batch is None else args.batch)
-    return names, cfg
+                    seed=args.seed or 0, lr=args.lr or 0.01, batch=256 if args.batch is None else args.batch,
+                    setter_form=args.setter or "equivariant")
+    return names, replace(cfg, loss=args.loss or "euclidean", momentum=args.momentum or 0.0)
 
 
 def _out_dir(ap: Parser, args, config: dict) -> Path:
-    name = args.name or time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs/simulate") / name
+    out = run_folder(args, time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "config.json"
     if saved.exists() and json.loads(saved.read_text())["sim"] != config["sim"]:
-        ap.error(f"output folder {out} holds a run with another config; allowed: a new --name or --out")
+        ap.error(f"output folder {out} holds a run with another config; allowed: a new --run-name or "
+                 "--out-dir")
     saved.write_text(json.dumps(config, indent=1))
     return out
 
@@ -151,7 +189,8 @@ def _run_all(names, cfg: SimConfig, out: Path, quiet: bool) -> tuple:
 
 
 def print_table(cfg: SimConfig, results: list) -> None:
-    print(f"level {cfg.level}, wd {cfg.wd:g}, t_max {cfg.t_max:g}, lambdas {list(cfg.lambdas)}, "
+    loss = "" if cfg.level != "sgd" else f", loss {cfg.loss}, momentum {cfg.momentum:g}"
+    print(f"level {cfg.level}{loss}, wd {cfg.wd:g}, t_max {cfg.t_max:g}, lambdas {list(cfg.lambdas)}, "
           f"sigma2 {list(cfg.sigma2s)}")
     for res in results:
         print(f"\n{res['method']}: {res['surviving']}/{len(res['modes'])} modes surviving")
@@ -168,8 +207,6 @@ def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
     names, cfg = resolve(ap, args)
-    if args.level == "reduced" and args.method is None:
-        sys.stderr.write("note: directpred, directcopy have no per-mode reduced system; skipped\n")
     config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": git_sha(), "argv": sys.argv[1:]}
     out = _out_dir(ap, args, config)
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Beyond the anchors (THEORY.md section 5, Halvagal, Laborieux & Zenke 2023): eigenvalues lam_m of W W^T
+"""Beyond the anchors (docs/theory.md section 5, Halvagal, Laborieux & Zenke 2023): eigenvalues lam_m of W W^T
 over time with a closed-form predictor p_m = lam_m^alpha (alpha = 1/2), for the Euclidean loss, IsoLoss
 and the cosine loss (`dynamics.halvagal`, flows by autodiff of each loss with stop-gradient). Four modes,
 l = 1, 0.5, 0.25, 0.1, sigma2 = 0.5, all from lam = 1e-3. Euclidean: the eigenvalue multiplies its own

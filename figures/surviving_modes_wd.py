@@ -1,5 +1,7 @@
 """Surviving modes against weight decay on the default anisotropic spectrum (8 modes, l = 1 ... 0.01,
-sigma2 = 0.5) for SimSiam, BYOL, PhiNet (lam = 1) and DirectPred (eps = 0.01). Reduced per-mode systems
+sigma2 = 0.5) for SimSiam, BYOL, PhiNet (lam = 1) and DirectPred (eps = 0.01, the authors' normalised
+setter `p_j = sqrt(f_j / f_max) + eps`; the linear model's default equivariant setter keeps SimSiam's
+staircase, see `figures.simulate_default`). Reduced per-mode systems
 for the first three (`dynamics.phase.sweep`, t_max 1e5, collapsed: s < 1e-6); DirectPred, whose setter
 couples the modes through the top eigenvalue, with the multi-mode system `dynamics.phase_setters` (exact
 on eigen-aligned states, tested against the matrix ODE), counting modes with s_j / s_max >= 1e-6: under
@@ -26,10 +28,11 @@ def make(small: bool):
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     data = {}
     for k, (m, color) in enumerate(METHODS.items()):
-        res = sweep(PhaseConfig(method=m, **common))
+        form = {"setter_form": "normalised"} if m == "directpred" else {}
+        res = sweep(PhaseConfig(method=m, **common, **form))
         wd, count = res["xs"], res["survivors"][0]
         ax.step(wd, count + 0.06 * (k - 1.5), where="mid", color=color, lw=1.8,
-                label=m + (" (s_j / s_max)" if m == "directpred" else ""))
+                label=m + (" (normalised setter, s_j / s_max)" if m == "directpred" else ""))
         data[m] = count
     wd = np.geomspace(lo, 0.3, 400)
     thr = simsiam_thresholds(default_spectrum())

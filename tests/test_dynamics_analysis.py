@@ -1,4 +1,4 @@
-"""Fixed points, Jacobian eigenvalues and collapse thresholds against THEORY.md section 3 (Tian21)."""
+"""Fixed points, Jacobian eigenvalues and collapse thresholds against docs/theory.md section 3 (Tian21)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +12,8 @@ ISO = Params(eta=0.05, sigma2=0.5, tau=1.0, alpha_p=1.0)
 
 
 def test_simsiam_fixed_points_match_tian21_example(x64):
-    # THEORY.md: sigma2 = 0.5, tau = 1, eta = 0.05 -> p_- = 0.054447, p_+ = 0.612220 (printed to 6 digits).
+    # docs/theory.md section 3: sigma2 = 0.5, tau = 1, eta = 0.05 -> p_- = 0.054447, p_+ = 0.612220
+    # (printed to 6 digits).
     p_minus, p_plus = simsiam_fixed_points(ISO)
     assert p_minus == pytest.approx(0.054447, abs=5e-7)
     assert p_plus == pytest.approx(0.612220, abs=5e-7)

@@ -79,7 +79,10 @@ def test_simulate_matrix_and_sgd_levels_report_modes_from_the_eigendecomposition
      "different lengths"),
     (["dynamics.simulate", "--level", "reduced", "--p0", "0.1,x"], "'x' is not a number"),
     (["dynamics.simulate", "--level", "matrix", "--p0", "0.1"], "--p0"),
-    (["dynamics.simulate", "--level", "reduced", "--method", "directpred"], "directpred"),
+    (["dynamics.simulate", "--level", "reduced", "--method", "simsiam-nopred,directpred,nope"], "'nope'"),
+    (["dynamics.simulate", "--method", "directpred", "--setter", "cosine"], "'cosine'"),
+    (["dynamics.simulate", "--method", "simsiam", "--setter", "normalised"], "--setter normalised"),
+    (["dynamics.analyze", "--method", "simsiam-scaled", "--alpha-g", "2"], "--alpha-g"),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_value(args, needle, tmp_path):
     proc = _run(*args, cwd=tmp_path)

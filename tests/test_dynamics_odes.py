@@ -1,4 +1,5 @@
-"""The matrix ODE and the reduced ODE against THEORY.md's exact laws, scipy, and each other (float64)."""
+"""The matrix ODE and the reduced ODE against the exact laws of docs/theory.md section 3, scipy, and each
+other (float64)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,9 +160,20 @@ def test_directpred_and_directcopy_setters(x64, eps):
     A = jax.random.normal(jax.random.PRNGKey(2), (5, 5))
     F = A @ A.T
     s, U = np.linalg.eigh(np.asarray(F))
-    for setter, expected_p in ((directpred_predictor, np.sqrt(s / s.max()) + eps),
-                               (directcopy_predictor, s / s.max() + eps)):
-        Wp = setter(F, eps)
-        assert np.abs(F @ Wp - Wp @ F).max() < 1e-12  # commutes with F
-        assert np.linalg.eigvalsh(Wp)[-1] == pytest.approx(1 + eps, abs=1e-12)
-        assert np.abs(np.asarray(Wp) - (U * expected_p) @ U.T).max() < 1e-12
+    cases = {"normalised": ((directpred_predictor, np.sqrt(s / s.max()) + eps),
+                            (directcopy_predictor, s / s.max() + eps)),
+             "equivariant": ((directpred_predictor, np.sqrt(s) + eps * np.sqrt(s.max())),
+                             (directcopy_predictor, s + eps * s.max()))}
+    for form, pairs in cases.items():
+        for setter, expected_p in pairs:
+            Wp = setter(F, eps, form)
+            assert np.abs(F @ Wp - Wp @ F).max() < 1e-12  # commutes with F
+            k = 0.5 if setter is directpred_predictor else 1.0  # top: (1 + eps) (1 or s_max^k)
+            top = (1 + eps) * (1.0 if form == "normalised" else s.max() ** k)
+            assert np.linalg.eigvalsh(Wp)[-1] == pytest.approx(top, abs=1e-12)
+            assert np.abs(np.asarray(Wp) - (U * expected_p) @ U.T).max() < 1e-12
+    # equivariant: W -> a W (F -> a^2 F) scales DirectPred's predictor by a, DirectCopy's by a^2
+    np.testing.assert_allclose(directpred_predictor(9 * F, eps), 3 * directpred_predictor(F, eps), atol=1e-12)
+    np.testing.assert_allclose(directcopy_predictor(9 * F, eps), 9 * directcopy_predictor(F, eps), atol=1e-11)
+    with pytest.raises(ValueError, match="'cosine'.*allowed: equivariant, normalised"):
+        directpred_predictor(F, eps, "cosine")

@@ -88,24 +88,27 @@ def test_anisotropic_surviving_count_matches_per_mode_thresholds(x64):
     assert np.array_equal(pred[0], expected)
 
 
-def test_directpred_multimode_field_equals_the_matrix_ode_on_aligned_states(x64):
+@pytest.mark.parametrize("form", ["equivariant", "normalised"])
+def test_directpred_multimode_field_equals_the_matrix_ode_on_aligned_states(x64, form):
     # Eigen-aligned W = Q diag(w): d log s_j / dt from the matrix ODE (setter at every instant) must equal
     # the coupled per-mode system 2 p_j (l_j - c_j p_j) - 2 eta.
     spec = anisotropic([1.0, 0.4, 0.1], [0.5, 0.3, 0.6])
     Q = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(3), (3, 3)))[0]
     w = jnp.array([0.7, 0.9, 0.2])
     for name in ("directpred", "directcopy"):
-        method, hp = get_method(name), Hyper(eta=0.03, eps=0.05)
+        method, hp = get_method(name), Hyper(eta=0.03, eps=0.05, setter_form=form)
         d = vector_field(method, hp, expected_moments(spec))(0.0, aligned_state(method, Q, w, p=jnp.zeros(3)))
         dw = jnp.diag(Q.T @ d["W"])  # W = Q diag(w): dW/dt = Q diag(dw/dt) on aligned states
-        u_dot = setter_field(name)(jnp.log(w**2), SetterParams(0.03, 0.05, spec.lambdas, spec.sigma2s))
+        u_dot = setter_field(name, form)(jnp.log(w**2), SetterParams(0.03, 0.05, spec.lambdas, spec.sigma2s))
         np.testing.assert_allclose(2 * dw / w, u_dot, rtol=1e-12, atol=1e-12)
 
 
-def test_directpred_relative_modes_do_not_depend_on_weight_decay(x64):
-    # eta drops out of d(u_j - u_k)/dt, so the surviving shares s_j / s_max are the same at every eta.
+def test_directpred_normalised_relative_modes_do_not_depend_on_weight_decay(x64):
+    # normalised setter: eta drops out of d(u_j - u_k)/dt, so the surviving shares s_j / s_max are the same
+    # at every eta.
     cfg = PhaseConfig(method="directpred", x="wd", y="sigma2", x_range=(0.0, 0.3), y_range=(0.2, 1.0),
-                      nx=4, ny=2, lambdas=(1.0, 0.3, 0.05, 0.01), t_max=200.0, rtol=1e-11, atol=1e-12)
+                      nx=4, ny=2, lambdas=(1.0, 0.3, 0.05, 0.01), t_max=200.0, rtol=1e-11, atol=1e-12,
+                      setter_form="normalised")
     res = sweep(cfg)
     shares = res["final"] - res["final"].max(-1, keepdims=True)
     # log s ~ -300 at t_max: rtol 1e-11 leaves ~1e-8 of error in the differences
