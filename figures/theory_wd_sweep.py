@@ -2,8 +2,8 @@
 surviving eigenvalues of F, output std and kNN accuracy, with the linear theory's collapse thresholds.
 
 Rebuild: ``python -m figures.theory_wd_sweep`` (runs, or reuses, the default
-``python -m selfsup.theory_check`` folder runs/theory_check/default; about 10-15 min on 2 CPU cores the first
-time, seconds after).
+``python -m selfsup.theory_check --seed 0 --run-name s0`` folder runs/theory_check/s0; about 10 min on 2 CPU
+cores the first time, seconds after).
 """
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from selfsup import theory_check, theory_plots
 
 
 def main() -> None:
-    tc = theory_check.TheoryConfig()
+    tc = theory_check.TheoryConfig(seed=0, name="s0")
     report = theory_check.run_theory_check(tc)
     theory_plots.wd_sweep(report, theory_check.load_arrays(tc), Path(__file__).with_suffix(".png"))
 

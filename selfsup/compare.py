@@ -2,7 +2,8 @@
 
 ``python -m selfsup.compare`` (default: the six methods, seeds 0, 1, 2, mnist5k) trains each run with
 ``selfsup.train.train`` into ``runs/compare/<name>/<method>-s<seed>/``, skips runs that already have a
-``summary.json`` (so an interrupted comparison resumes where it stopped) and writes ``table.md`` and
+``summary.json`` and resumes an interrupted one from its checkpoint (so an interrupted comparison resumes
+where it stopped) and writes ``table.md`` and
 ``results.json`` beside them. Rows: raw pixels and the untrained encoder (from the runs' own baselines,
 same code, same split), then each method. Columns: ``linear_acc``, ``linear_acc_10pc``, ``knn_acc_k20``,
 ``knn_acc_k200``, ``erank``, wall seconds. Any trainer flag is accepted and applies to every run.
@@ -34,8 +35,8 @@ def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
             path = root / cfg.run_name / "summary.json"
             if path.exists():
                 _check_same(cfg, path.parent)
-            else:
-                train(cfg)
+            else:  # a new run, or one interrupted: resumed from its checkpoint (same config required)
+                train(cfg, resume=True)
             s = json.loads(path.read_text())
             base_rows = ((f"baseline: {k}", v) for k, v in s.get("baselines", {}).items())
             for row, src in ((method, s), *base_rows):
@@ -52,12 +53,14 @@ def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
 
 def _check_same(cfg: Config, run: Path) -> None:
     """A finished run is reused only if it was trained with the same config (progress aside)."""
+    from selfsup import rundir
     saved = json.loads((run / "config.json").read_text())
     want = dataclasses.asdict(cfg)
-    diff = sorted(k for k in want if k != "progress" and saved.get(k) != want[k])
+    diff = rundir.config_diff({k: saved.get(k) for k in want}, want)
     if diff:
-        raise ValueError(f"{run} was trained with a different config ({', '.join(diff)}): remove it or use "
-                         f"another --name")
+        fields = rundir.describe_diff(saved, want, diff)
+        raise ValueError(f"{run} was trained with a different config ({fields}): remove it or use another "
+                         "--name")
 
 
 def _cell(v, scale=100.0, digits=1) -> str:

@@ -188,15 +188,32 @@ def add_flags(parser: argparse.ArgumentParser, defaults=None) -> None:
         add_field_flag(parser, f, getattr(defaults, f.name))
 
 
+def _comma_list(elem):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(elem(x.strip()) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {elem.__name__}") \
+                from None
+    return parse
+
+
 def add_field_flag(parser: argparse.ArgumentParser, f: dataclasses.Field, default) -> None:
-    """The ``--flag`` of one dataclass field (bools as ``--x/--no-x``, choices from its metadata)."""
-    flag = "--" + f.name.replace("_", "-")
-    kw = dict(default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {default})")
+    """The ``--flag`` of one dataclass field: bools as ``--x/--no-x``, tuples as comma-separated lists
+    (element type from the metadata's ``elem``, else from the default's first element, else ``str``),
+    ``choices`` and extra option strings (``flags``, e.g. an alias) from its metadata; ``dest`` is the field's
+    name."""
+    flags = f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),)
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    kw = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{f.metadata['help']} (default: {shown})")
     if f.type in ("bool", bool):
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+    elif f.type in ("tuple", tuple):
+        elem = f.metadata.get("elem") or (type(default[0]) if default else str)
+        parser.add_argument(*flags, type=_comma_list(elem), **kw)
     else:
         typ = {"int": int, "float": float, "str": str}[str(f.type)]
-        parser.add_argument(flag, type=typ, choices=f.metadata.get("choices"), **kw)
+        parser.add_argument(*flags, type=typ, choices=f.metadata.get("choices"), **kw)
 
 
 def from_args(ns: argparse.Namespace, base=None):
@@ -207,13 +224,14 @@ def from_args(ns: argparse.Namespace, base=None):
 
 
 def run_cli(parser: argparse.ArgumentParser, fn):
-    """``fn()`` for a command line: bad input (``ValueError``, which includes ``DatasetError`` and
-    ``CheckpointError``) exits with status 2 and one line via ``parser.error``; a non-finite loss
-    (``NonFiniteLossError``, a ``FloatingPointError``) exits with status 1 and one line naming the steps."""
+    """``fn()`` for a command line: bad input (``ValueError``, which includes ``DatasetError``,
+    ``CheckpointError`` and ``rundir.RunFolderError``) exits with status 2 and one line
+    ``prog: error: message`` (no usage block); a non-finite loss (``NonFiniteLossError``, a
+    ``FloatingPointError``) exits with status 1 and one line naming the steps."""
     try:
         return fn()
     except ValueError as e:
-        parser.error(str(e))
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(e).split())}\n")
     except FloatingPointError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

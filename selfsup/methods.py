@@ -1,4 +1,5 @@
-"""The method registry: each method is a loss plus flags (METHODS.md), and the EMA / predictor setters.
+"""The method registry: each method is a loss plus flags, and the EMA / predictor setters (docs/methods.md
+section 1).
 
 Public API
 ----------
@@ -19,14 +20,16 @@ steps); ``projector`` "simsiam" (Linear-BN-ReLU blocks, last Linear-BN) | "byol"
 biases, no final BN: BYOL, DirectPred, DirectCopy); ``ema_schedule`` "cosine" (m0 -> 1) | "constant"
 (``config.mem_beta``: X-PhiNet's momentum encoder, constant in the authors' code).
 
-Helpers: ``neg_cos(p, z) = -mean_b cos(p_b, z_b)`` (METHODS.md ``D``); ``mse``;
+Helpers: ``neg_cos(p, z) = -mean_b cos(p_b, z_b)`` (``D`` of docs/methods.md); ``mse``;
 ``ema_momentum(step, total, m0) = 1 - (1 - m0)(cos(pi step / total) + 1) / 2``;
 ``ema_update(target, online, m) = m target + (1 - m) online``; ``ema_rate(method, config, step, total)``;
-``update_corr(F, z, rho) = rho F + (1 - rho) z^T z / B``; ``directpred_wp``, ``directcopy_wp`` (THEORY.md 2).
+``update_corr(F, z, rho) = rho F + (1 - rho) z^T z / B``; ``directpred_wp``, ``directcopy_wp`` (the
+authors' normalised setters, docs/methods.md section 1).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -159,7 +162,10 @@ def ema_rate(method: Method, config, step, total_steps):
 
 
 # The biologically plausible family's contrastive hinge loss is a trainer method like any other
-# (`--method hinge` / `hinge-gb`); it lives beside its learning rules in selfsup.bio.
-from selfsup.bio.hinge import register_trainer_methods  # noqa: E402
+# (`--method hinge` / `hinge-gb`); the loss lives beside its learning rules in selfsup.bio.hinge, which
+# imports nothing from selfsup (no import cycle).
+from selfsup.bio.hinge import trainer_loss as _hinge_trainer_loss  # noqa: E402
 
-register_trainer_methods()
+HINGE_METHODS = ("hinge", "hinge-gb")
+for _name, _gb in zip(HINGE_METHODS, (False, True)):
+    register_method(Method(_name, partial(_hinge_trainer_loss, grad_block=_gb)))

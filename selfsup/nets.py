@@ -1,4 +1,4 @@
-"""Flax networks: backbones, projector and predictor heads (METHODS.md).
+"""Flax networks: backbones, projector and predictor heads (docs/methods.md section 2).
 
 Public API
 ----------

@@ -1,9 +1,10 @@
-"""CLI: ``python -m selfsup.online --method phinet --dataset mnist5k [--stream iid|tasks] [--resume]``.
+"""CLI: ``python -m selfsup.online --method phinet --dataset mnist5k [--stream iid|tasks] [--resume |
+--overwrite]``.
 
 One pass over the training images in batches of 16 (each seen once), kNN evaluation at ``--evals`` points;
 prints one JSON object (examples seen, kNN accuracy along the stream, final linear probe, run folder) and
-writes ``curve.png``. The logic lives in ``selfsup.continual.online``. Bad flags exit with status 2 and
-one line.
+writes ``curve.png``. The logic lives in ``selfsup.continual.online``. Bad flags, a run folder holding
+another run (``selfsup.rundir``) and a corrupt checkpoint exit with status 2 and one line.
 """
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import json
 
 
 def main(argv=None) -> dict:
+    from selfsup import rundir
     from selfsup.config import run_cli
     from selfsup.continual.config import parse
     from selfsup.continual.online import OnlineConfig, run_online
     parser = argparse.ArgumentParser(prog="python -m selfsup.online",
                                      description="Online self-supervised learning: one pass over a stream.")
-    parser.add_argument("--resume", action="store_true", help="continue from the last evaluation point")
+    rundir.add_cli_flags(parser, resume_help="continue from the last evaluation point")
     ns, oc = parse(parser, argv, OnlineConfig)
     oc = run_cli(parser, oc.validate)
-    summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume))
+    summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume, overwrite=ns.overwrite))
     print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
                                               "run_dir")}))
     return summary

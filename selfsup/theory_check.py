@@ -15,16 +15,20 @@ parabola ``s = p^2 / alpha_p``: exponent 1/2, DirectPred's rule). Runs:
 
 Public API
 ----------
-``TheoryConfig``: the sizes (defaults: mnist5k, small convnet of width 16, d = 64, 3 epochs, 18 runs: 14 min
-wall and 320 s of CPU on 2 CPU cores shared with other jobs); ``TheoryConfig.smoke()``: tiny preset for
-tests. ``train_config(tc, method, wd)``: the trainer ``Config`` of one point.
+``TheoryConfig``: the sizes (defaults: mnist5k, the trainer's ConvNet of width 16 and its augmentations,
+d = 64, batch 256, lr 1.0 with 2 warm-up epochs then cosine, 10 epochs = 150 steps per point, wds 5e-4 /
+0.15 / 0.3 / 0.45 around the predicted thresholds, 15 points, about 40 s each on 2 idle CPU cores);
+``TheoryConfig.smoke()``: tiny preset for tests. ``train_config(tc, method, wd)``: the trainer ``Config`` of
+one point.
 ``predicted_thresholds(methods, *, sigma2, lam)``: the linear theory's collapse weight decays.
-``run_theory_check(tc, *, dataset=None) -> report``: runs (or loads finished) points and writes to
-``<out_dir>/<name>/``: ``config.json`` (TheoryConfig + git SHA), ``points/<method>-wd<wd>/`` (the trainer's
-run folder plus ``trajectory.npz`` and ``theory_point.json``), ``report.json``, ``data.npz`` (sweep table
-and every point's trajectory as ``<tag>__<field>``) and PNG figures. Re-running skips finished points;
-an interrupted one resumes from its last finished epoch. The measurements themselves are in
-``selfsup.theory_measure`` (``alignment``, ``asymmetry``, ``fit_exponent``, ``spectral_erank``, ...).
+``run_theory_check(tc, *, dataset=None, overwrite=False) -> report``: runs (or loads finished) points and
+writes to ``<out_dir>/<name>/``: ``config.json`` (TheoryConfig + git SHA + provenance),
+``points/<method>-wd<wd>/`` (the trainer's run folder plus ``trajectory.npz`` and ``theory_point.json``),
+``report.json``, ``data.npz`` (sweep table and every point's trajectory as ``<tag>__<field>``) and PNG
+figures. Re-running with the same config skips finished points and resumes an interrupted one from its last
+finished epoch; a root holding another config is refused (``--overwrite`` replaces it; ``selfsup.rundir``).
+The measurements themselves are in ``selfsup.theory_measure`` (``alignment``, ``asymmetry``,
+``fit_exponent``, ``spectral_erank``, ...).
 ``load_arrays(tc)``: the per-point arrays of a finished run (for figures); plots in ``selfsup.theory_plots``.
 """
 from __future__ import annotations
@@ -38,40 +42,43 @@ from pathlib import Path
 
 import numpy as np
 
-from dynamics._cli import git_sha
-from selfsup import data
+from selfsup import data, rundir
 from selfsup import methods as registry
 from selfsup import theory_measure as tm
-from selfsup.config import Config, run_cli
+from selfsup.config import Config, add_flags, from_args, run_cli
 from selfsup.theory_run import run_point, save_npz
 
 SWEEP_METHODS = ("simsiam", "phinet", "xphinet")
 COMPARE_METHODS = ("byol", "directpred", "directcopy")
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass(frozen=True)
 class TheoryConfig:
-    name: str = _f("default", "run folder name under out_dir")
+    name: str = _f("default", "run folder name under out_dir (--name: alias, kept for one release)",
+                   flags=("--run-name", "--name"))
     out_dir: str = _f("runs/theory_check", "parent folder")
     dataset: str = _f("mnist5k", "dataset (selfsup.data)")
     data_dir: str = _f("", "folder with the official CIFAR / STL-10 files")
-    methods: tuple = _f(SWEEP_METHODS, "methods of the weight-decay sweep")
-    wds: tuple = _f((5e-4, 0.05, 0.1, 0.15, 0.2), "weight decays of the sweep")
-    compare: tuple = _f(COMPARE_METHODS, "predictor comparison at base_wd (byol = trained linear predictor)")
+    methods: tuple = _f(SWEEP_METHODS, "methods of the weight-decay sweep", elem=str)
+    wds: tuple = _f((5e-4, 0.15, 0.3, 0.45), "weight decays of the sweep (around the predicted 0.24 / 0.42)",
+                    elem=float)
+    compare: tuple = _f(COMPARE_METHODS, "predictor comparison at base_wd (byol = trained linear predictor)",
+                        elem=str)
     base_wd: float = _f(5e-4, "weight decay of the predictor comparison")
-    epochs: int = _f(3, "training epochs per point")
+    epochs: int = _f(10, "training epochs per point")
     max_images: int = _f(0, "train on the first N images only (0: all)")
     width: int = _f(16, "small convnet width")
     proj_hidden: int = _f(256, "projector hidden width")
     proj_dim: int = _f(64, "projector output dimension d (size of F and Wp)")
-    batch_size: int = _f(64, "batch size")
-    lr: float = _f(0.1, "base learning rate per 256 images")
+    batch_size: int = _f(256, "batch size")
+    lr: float = _f(1.0, "base learning rate per 256 images")
     lam: float = _f(1.0, "PhiNet / X-PhiNet weight of the CA1 loss")
     record_every: int = _f(10, "record (F, Wp) every N steps")
+    probe: bool = _f(True, "score each point with the linear probes (all labels, 10 per class)")
     rel_tol: float = _f(1e-3, "an eigenvalue of F survives if >= rel_tol * the largest")
     collapse_erank: float = _f(1.5, "a point has collapsed if the effective rank of F is below this")
     seed: int = _f(0, "seed")
@@ -81,7 +88,7 @@ class TheoryConfig:
     def smoke(cls, **kw) -> TheoryConfig:
         small = dict(name="smoke", methods=("simsiam", "phinet"), wds=(5e-4,), compare=("directpred",),
                      epochs=1, max_images=256, width=8, proj_hidden=32, proj_dim=16, record_every=2,
-                     progress=False)
+                     batch_size=64, lr=0.1, probe=False, progress=False)
         return cls(**{**small, **kw})
 
     def validate(self) -> TheoryConfig:
@@ -113,12 +120,13 @@ class TheoryConfig:
 
 
 def train_config(tc: TheoryConfig, method: str, wd: float) -> Config:
-    """The trainer config of one point: linear bias-free predictor, kNN only at the end, no linear probe."""
+    """The trainer config of one point: linear bias-free predictor, scored once at the end (kNN k = 20 and,
+    with ``tc.probe``, the linear probes), the trainer's default backbone and augmentations."""
     return Config(method=method, predictor="linear", wd=wd, dataset=tc.dataset, data_dir=tc.data_dir,
                   epochs=tc.epochs, max_images=tc.max_images, width=tc.width, proj_hidden=tc.proj_hidden,
                   proj_dim=tc.proj_dim, batch_size=tc.batch_size, lr=tc.lr, lam=tc.lam, seed=tc.seed,
-                  eval_every=0, linear_probe=False, baselines=False, log_every=10, progress=tc.progress,
-                  knn_k=min(200, max(1, tc.max_images // 4) if tc.max_images else 200),
+                  eval_every=0, linear_probe=tc.probe, baselines=False, log_every=10, progress=tc.progress,
+                  knn_k=min(20, max(1, tc.max_images // 4) if tc.max_images else 20),
                   out_dir=str(tc.root / "points"), run_name=f"{method}-wd{wd:g}")
 
 
@@ -142,7 +150,8 @@ _SWEEP_FIELDS = ("erank_F", "surviving_F", "erank", "out_std", "knn_acc", "align
 def _sweep(tc: TheoryConfig, results: dict) -> dict:
     """Per method, each field as a list over the sorted wds; and the largest wd whose F kept its rank."""
     wds = sorted(float(w) for w in tc.wds)
-    table = {m: {k: [results[_tag(m, w)][k] for w in wds] for k in _SWEEP_FIELDS} for m in tc.methods}
+    fields = _SWEEP_FIELDS + (("linear_acc", "linear_acc_10pc") if tc.probe else ())
+    table = {m: {k: [results[_tag(m, w)][k] for w in wds] for k in fields} for m in tc.methods}
     alive = {m: [w for w, e in zip(wds, table[m]["erank_F"]) if e >= tc.collapse_erank] for m in tc.methods}
     return {"wds": wds, "table": table, "last_alive_wd": {m: max(a) if a else None for m, a in alive.items()}}
 
@@ -174,16 +183,24 @@ def _headline(tc: TheoryConfig, results: dict, sweep: dict, predicted: dict) -> 
     return out
 
 
-def run_theory_check(tc: TheoryConfig, *, dataset=None) -> dict:
-    """Run (or load) every point of ``tc``; write config.json, report.json, data.npz and the figures."""
+def run_theory_check(tc: TheoryConfig, *, dataset=None, overwrite: bool = False) -> dict:
+    """Run (or load) every point of ``tc``; write config.json, report.json, data.npz and the figures.
+
+    The root folder follows ``selfsup.rundir.open_run`` with resume always on: the same config continues
+    (finished points are loaded), another config is refused naming the fields; ``overwrite`` removes the
+    old root's run (points included) first; one process at a time writes a root (lock file)."""
+    tc.validate()
+    with rundir.open_run(tc.root, dataclasses.asdict(tc), resume=not overwrite, overwrite=overwrite,
+                         ignore=("name",)):
+        return _run_theory_check(tc, dataset)
+
+
+def _run_theory_check(tc: TheoryConfig, dataset) -> dict:
     from tqdm.auto import tqdm
 
     from selfsup import theory_plots
-    tc.validate()
     dataset = dataset or data.load(tc.dataset, tc.data_dir or None, seed=0)  # the fixed split
-    tc.root.mkdir(parents=True, exist_ok=True)
-    (tc.root / "config.json").write_text(json.dumps({**dataclasses.asdict(tc), "git_sha": git_sha()},
-                                                    indent=1))
+    rundir.write_config(tc.root, dataclasses.asdict(tc))
     results, arrays = {}, {}
     for m, wd in tqdm(tc.points(), desc="theory check", disable=not tc.progress, file=sys.stderr):
         results[_tag(m, wd)], arrays[_tag(m, wd)] = run_point(train_config(tc, m, wd), dataset,
@@ -220,34 +237,20 @@ def load_arrays(tc: TheoryConfig) -> dict:
     return out
 
 
-def _parse_tuple(text: str, typ):
-    try:
-        return tuple(typ(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        msg = f"{text!r} is not a comma-separated list of {typ.__name__}"
-        raise argparse.ArgumentTypeError(msg) from None
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m selfsup.theory_check",
                                      description=__doc__.split("\n")[0])
-    elem = {"methods": str, "compare": str, "wds": float}
-    for f in dataclasses.fields(TheoryConfig):
-        flag, kw = "--" + f.name.replace("_", "-"), {"default": None, "help": f.metadata["help"]}
-        if f.name in elem:
-            parser.add_argument(flag, type=lambda s, t=elem[f.name]: _parse_tuple(s, t), **kw)
-        elif f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[str(f.type)], **kw)
     parser.add_argument("--smoke", action="store_true",
-                        help="start from the tiny TheoryConfig.smoke() preset")
+                        help="start from the tiny TheoryConfig.smoke() preset (its values: --smoke --help)")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--smoke", action="store_true")
+    defaults = TheoryConfig.smoke() if pre.parse_known_args(argv)[0].smoke else TheoryConfig()
+    add_flags(parser, defaults)  # the package's one flag generator, tuple fields included
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove the run in the root folder (points included), then start afresh")
     ns = parser.parse_args(argv)
-    given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TheoryConfig)
-             if getattr(ns, f.name) is not None}
-    preset = TheoryConfig.smoke if ns.smoke else TheoryConfig
-    tc = run_cli(parser, lambda: preset(**given).validate())
-    report = run_cli(parser, lambda: run_theory_check(tc))
+    tc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    report = run_cli(parser, lambda: run_theory_check(tc, overwrite=ns.overwrite))
     print(json.dumps({"out_dir": str(tc.root), **report["headline"]}))
     return report
 

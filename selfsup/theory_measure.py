@@ -7,7 +7,7 @@ Public API
 ----------
 ``eig_desc(F) -> (s, U)``: ``eigh`` of the symmetric part of F, eigenvalues descending, eigenvectors as
 columns (the j-th column ``u_j`` belongs to ``s_j``).
-``rayleigh(Wp, U) -> p``: ``p_j = u_j^T Wp u_j`` (THEORY.md section 3: the predictor's value on mode j).
+``rayleigh(Wp, U) -> p``: ``p_j = u_j^T Wp u_j`` (docs/theory.md section 8: the predictor's value on mode j).
 ``alignment(Wp, F) -> cos``: ``cos(Wp u_j, u_j) = u_j^T Wp u_j / ||Wp u_j||`` per eigenvector of F,
 descending ``s_j`` (Tian21 Fig. 2). 1 for every j iff ``u_j`` is an eigenvector of Wp with a positive
 eigenvalue, which is what eigen-alignment ``[F, Wp] = 0`` means when F's eigenvalues are distinct (with

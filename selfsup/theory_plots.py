@@ -1,4 +1,5 @@
-"""Figures of the theory check, from the report and arrays ``run_theory_check`` returns (matplotlib, Agg).
+"""Figures of the theory check, from the report and arrays ``run_theory_check`` returns (matplotlib
+``Figure`` objects, no backend chosen: ``selfsup.plotting``).
 
 ``alignment(report, arrays, path)``: F-weighted (solid) and mean (dotted) alignment over surviving modes and
 asymmetry against step, one line per run at the base weight decay, plus the per-eigenvector alignment of
@@ -17,14 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfsup import plotting
 from selfsup.theory_measure import weighted_alignment
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _base(report) -> list[str]:
@@ -33,8 +28,7 @@ def _base(report) -> list[str]:
 
 
 def alignment(report, arrays, path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, ax = plotting.subplots(1, 3, figsize=(13, 3.6))
     for i, t in enumerate(_base(report)):
         a = arrays[t]
         ax[0].plot(a["step"], weighted_alignment(a["cos"], a["s"]), color=f"C{i}", label=t)
@@ -43,7 +37,8 @@ def alignment(report, arrays, path) -> None:
     first = _base(report)[0]
     cos, k = arrays[first]["cos"], min(8, arrays[first]["cos"].shape[1])
     for j in range(k):
-        ax[2].plot(arrays[first]["step"], cos[:, j], color=plt.cm.viridis(j / k), label=f"u_{j + 1}")
+        ax[2].plot(arrays[first]["step"], cos[:, j], color=plotting.cmap("viridis")(j / k),
+                   label=f"u_{j + 1}")
     ax[0].set(xlabel="step", ylabel="cos(Wp u_j, u_j): s-weighted (dotted: mean)", title="alignment",
               ylim=(-0.1, 1.05))
     ax[1].set(xlabel="step", ylabel="||Wp - Wp^T|| / ||Wp||", title="asymmetry")
@@ -52,30 +47,26 @@ def alignment(report, arrays, path) -> None:
     ax[2].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def eigs(report, arrays, path) -> None:
-    plt = _plt()
     first = _base(report)[0]
     a = arrays[first]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, ax = plotting.subplots(1, 2, figsize=(10, 3.6))
     k = min(8, a["s"].shape[1])
     for j in range(k):
-        c = plt.cm.viridis(j / k)
+        c = plotting.cmap("viridis")(j / k)
         ax[0].semilogy(a["step"], np.clip(a["s"][:, j], 1e-8, None), color=c)
         ax[1].plot(a["step"], a["wp_sym"][:, j], color=c)
     ax[0].set(xlabel="step", ylabel="s_j (eigenvalues of F)", title=f"{first}: F")
     ax[1].set(xlabel="step", ylabel="eigenvalues of (Wp + Wp^T)/2", title=f"{first}: predictor")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def ps_scatter(report, arrays, path) -> None:
-    plt = _plt()
     base = _base(report)
-    fig, axes = plt.subplots(1, len(base), figsize=(3.4 * len(base), 3.3), squeeze=False)
+    fig, axes = plotting.subplots(1, len(base), figsize=(3.4 * len(base), 3.3), squeeze=False)
     tol = report["config"]["rel_tol"]
     for ax, t in zip(axes[0], base):
         s, p = arrays[t]["s"][-1], arrays[t]["p"][-1]
@@ -91,15 +82,13 @@ def ps_scatter(report, arrays, path) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def wd_sweep(report, arrays, path) -> None:
-    plt = _plt()
     sw, pred = report["sweep"], report["headline"]["predicted_threshold"]
     fields = (("erank_F", "effective rank of F"), ("surviving_F", "surviving eigenvalues of F"),
               ("out_std", "output std (z / ||z||)"), ("knn_acc", "kNN accuracy"))
-    fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, ax = plotting.subplots(1, 4, figsize=(15, 3.6))
     for i, (m, tab) in enumerate(sw["table"].items()):
         for a, (k, label) in zip(ax, fields):
             a.semilogx(sw["wds"], tab[k], "o-", color=f"C{i}", label=m)
@@ -112,20 +101,17 @@ def wd_sweep(report, arrays, path) -> None:
                  title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def predictors(report, arrays, path) -> None:
-    plt = _plt()
     base = _base(report)
-    fig, ax = plt.subplots(figsize=(1.2 * len(base) + 2, 3.3))
+    fig, ax = plotting.subplots(figsize=(1.2 * len(base) + 2, 3.3))
     knn = [report["points"][t]["knn_acc"] for t in base]
     ax.bar(range(len(base)), knn, color=[f"C{i}" for i in range(len(base))])
     ax.set_xticks(range(len(base)), base, rotation=30, fontsize=7)
     ax.set(ylabel="kNN accuracy", title=f"linear predictors at wd {report['config']['base_wd']:g}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_all(root, report, arrays) -> None:

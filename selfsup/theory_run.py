@@ -14,7 +14,7 @@ noise of two batches. ``arrays()`` stacks the records: ``step``, ``epoch`` (T,),
 ``images`` with BN in inference mode, ``C11 = E[(z1 z1^T + z2 z2^T) / 2]`` (F at the end of training, from
 every image) and ``C12 = E[(z1 z2^T + z2 z1^T) / 2]``. In the eigenbasis u_j of C11 the linear theory's
 per-mode moments are ``lambda_j = u_j^T C12 u_j`` (signal shared by the views) and
-``sigma2_j = s_j - lambda_j`` (augmentation noise), THEORY.md section 1.
+``sigma2_j = s_j - lambda_j`` (augmentation noise), docs/theory.md section 8.
 ``run_point(config, dataset, *, record_every, rel_tol) -> (result, arrays)``: trains ``config`` (it must have
 a bias-free linear predictor) in ``<out_dir>/<name>/`` with the recorder, then measures the end state.
 Finished points (``theory_point.json`` with the same config) are loaded, not re-run; an interrupted point
@@ -157,7 +157,9 @@ def run_point(config: Config, dataset, *, record_every: int, rel_tol: float):
     rec, resume = _start(config, run, (record_every, rel_tol, steps_per_epoch(config, dataset.info)))
     on_epoch = lambda epoch, state, record: save_npz(run / "trajectory.npz",
                                                       {**rec.arrays(), "epochs_done": epoch + 1})
-    state, summary = train(config, dataset=dataset, resume=resume, on_step=rec.on_step, on_epoch=on_epoch)
+    # not resuming = restarting the point: the trainer's folder is replaced (its trajectory does not match)
+    state, summary = train(config, dataset=dataset, resume=resume, overwrite=not resume, on_step=rec.on_step,
+                           on_epoch=on_epoch)
     params, stats = jax.device_get(state.params["encoder"]), jax.device_get(state.batch_stats["encoder"])
     c11, c12 = view_moments(config, info, params, stats, dataset.x_test,
                             jax.random.fold_in(jax.random.key(config.seed), 2**30))
@@ -166,6 +168,7 @@ def run_point(config: Config, dataset, *, record_every: int, rel_tol: float):
     traj = rec.arrays()
     result = {"method": config.method, "wd": config.wd,
               **{k: summary[k] for k in ("knn_acc", "out_std", "out_std_healthy", "erank")},
+              **{k: float(summary[k]) for k in ("linear_acc", "linear_acc_10pc") if k in summary},
               "erank_F": tm.spectral_erank(s_end), "surviving_F": tm.surviving(s_end, rel_tol),
               "sigma2_hat": float(np.trace(c11 - c12) / np.trace(c12)),
               **{f"{k}_first": float(traj[k][0]) for k in ("align_mean", "asym")},

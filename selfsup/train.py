@@ -9,16 +9,19 @@ key ``fold_in(key(seed), s)``. ``on_step(s, state, metrics)`` is called after ev
 keep: the next step donates ``state``). Every ``log_every`` steps the mean metrics go to ``log`` (a callable
 taking a dict) and the loss is checked: NaN/inf raises ``NonFiniteLossError`` naming the step range.
 ``stats``: images/s after the first step, and that first step's time (compile + run).
-``train(config, *, dataset=None, resume=False, on_step=None, on_epoch=None) -> (state, summary)``: the run,
-on all local devices (the batch is split with ``jax.sharding``). Writes to ``<out_dir>/<name>/``:
-``config.json`` (resolved config + git SHA), ``metrics.jsonl`` (step records every ``log_every`` steps, an
-epoch record with kNN accuracy and collapse metrics every ``eval_every`` epochs), ``checkpoint.msgpack``
-(after every epoch, atomically) and ``summary.json``. ``resume=True`` restarts after the last checkpointed
-epoch and gives bit-identical results to the uninterrupted run. ``on_epoch(epoch, state, record)`` runs after
-each epoch.
+``train(config, *, dataset=None, resume=False, overwrite=False, on_step=None, on_epoch=None) -> (state,
+summary)``: the run, on all local devices (the batch is split with ``jax.sharding``). Writes to
+``<out_dir>/<name>/``: ``config.json`` (resolved config, git SHA and ``selfsup.rundir.provenance``: library
+versions, devices, git state), ``metrics.jsonl`` (step records every ``log_every`` steps, an epoch record
+with kNN accuracy and collapse metrics every ``eval_every`` epochs), ``checkpoint.msgpack`` (after every
+epoch, atomically) and ``summary.json``. A folder that already holds a run is refused unless
+``resume=True`` (same config: restarts after the last checkpointed epoch, bit-identical to the
+uninterrupted run) or ``overwrite=True`` (``selfsup.rundir``); one process at a time writes a folder (lock
+file). ``on_epoch(epoch, state, record)`` runs after each epoch.
 ``main(argv=None)``: ``python -m selfsup.train --method phinet --dataset mnist5k --epochs 5``; ``--smoke``
 starts from ``Config.smoke()``, ``--preset NAME`` from a named recipe (``selfsup.config.PRESETS``, listed by
-``--help``); ``--resume``. Bad flags exit with status 2 and one line.
+``--help``); ``--resume``, ``--overwrite``. Bad flags, a folder holding another run and a corrupt checkpoint
+exit with status 2 and one line.
 """
 from __future__ import annotations
 
@@ -34,8 +37,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dynamics._cli import git_sha
-from selfsup import checkpoint, data
+from selfsup import checkpoint, data, rundir
 from selfsup import evaluate as ev
 from selfsup.config import PRESETS, Config, add_flags, from_args, preset, presets_help, run_cli
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
@@ -125,26 +127,48 @@ def _evaluate(config, info, state, dataset, *, probe=False) -> dict:
                        jax.device_get(state.batch_stats["encoder"]), dataset, probe=probe)
 
 
-def train(config: Config, *, dataset=None, resume: bool = False, on_step=None, on_epoch=None):
-    """Run ``config`` end to end; returns the final state and the summary dict."""
+def train(config: Config, *, dataset=None, resume: bool = False, overwrite: bool = False, on_step=None,
+          on_epoch=None):
+    """Run ``config`` end to end; returns the final state and the summary dict.
+
+    The run folder follows ``selfsup.rundir.open_run``: one that holds another run is refused (the error
+    names the differing fields), one that holds this run needs ``resume`` (continue from the checkpoint, or
+    from the start if there is none yet) or ``overwrite`` (remove it first); a second process writing the
+    same folder is refused."""
     config.validate()
-    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.data_seed,
-                                   unlabeled=config.stl10_unlabeled)
-    info = dataset.info
     mesh = Mesh(np.array(jax.devices()), ("data",))
     if config.batch_size % mesh.size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices")
     run = Path(config.out_dir) / config.name
-    run.mkdir(parents=True, exist_ok=True)
+    with rundir.open_run(run, dataclasses.asdict(config), resume=resume, overwrite=overwrite):
+        return _train(config, run, mesh, dataset, resume, on_step, on_epoch)
+
+
+def resume_meta(ckpt: Path, state, config: dict, *, resume: bool):
+    """``(state, meta)`` from the checkpoint when resuming and there is one, else ``(state, None)``; a
+    checkpoint saved with another config raises ``RunFolderError`` naming the fields (shared by the
+    trainers)."""
+    if not (resume and ckpt.exists()):
+        return state, None
+    state, meta = checkpoint.load(ckpt, state)
+    saved = meta.get("config")
+    diff = rundir.config_diff(saved, config) if isinstance(saved, dict) else ["config"]
+    if diff:
+        raise rundir.RunFolderError(f"{ckpt}: saved with a different config "
+                                    f"({rundir.describe_diff(saved or {}, config, diff)}); allowed: --resume "
+                                    "with the same config, --overwrite, or another --run-name / --out-dir")
+    return state, meta
+
+
+def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch):
+    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.data_seed,
+                                   unlabeled=config.stl10_unlabeled)
+    info = dataset.info
     ckpt = run / "checkpoint.msgpack"
-    state, start = init_state(config, jax.random.key(config.seed), info), 0
-    if resume:
-        state, meta = checkpoint.load(ckpt, state)
-        if meta["config"] != dataclasses.asdict(config.replace(progress=meta["config"]["progress"])):
-            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
-        start = meta["epochs_done"]
-    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(config), "git_sha": git_sha(),
-                                                 "devices": mesh.size}, indent=1))
+    state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed), info),
+                              dataclasses.asdict(config), resume=resume)
+    start = int(meta["epochs_done"]) if meta else 0
+    rundir.write_config(run, dataclasses.asdict(config), devices=mesh.size)
     log = metrics_log(run / "metrics.jsonl", start)
     state = _put(state, mesh, PartitionSpec())
     step_fn = make_step(config, info, mesh=mesh)
@@ -180,7 +204,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
     parser.add_argument("--preset", default="", help=f"start from a named recipe, one of {sorted(PRESETS)} "
                         "(listed below)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    rundir.add_cli_flags(parser)
     ns = parser.parse_args(argv)
 
     def resolve():
@@ -192,7 +216,7 @@ def main(argv=None) -> dict:
             preset(ns.preset, **dataclasses.asdict(cfg))  # the dataset given must suit the preset
         return cfg.validate()
     config = run_cli(parser, resolve)
-    _, summary = run_cli(parser, lambda: train(config, resume=ns.resume))
+    _, summary = run_cli(parser, lambda: train(config, resume=ns.resume, overwrite=ns.overwrite))
     print(json.dumps(_rounded(summary)))
     return summary
 

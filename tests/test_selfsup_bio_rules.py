@@ -71,10 +71,17 @@ def test_hinge_rejects_bad_thresholds(kw, match):
         hinge.hinge_loss(jnp.zeros((4, 2)), jnp.zeros((4, 2)), **kw)
 
 
-def test_hinge_registers_as_trainer_method():
+def test_hinge_is_a_trainer_method_and_bio_hinge_imports_nothing_from_selfsup():
+    import ast
+    import inspect
+
     from selfsup import methods
-    assert hinge.register_trainer_methods() == ("hinge", "hinge-gb")
-    hinge.register_trainer_methods()  # idempotent
+    assert methods.HINGE_METHODS == ("hinge", "hinge-gb")
+    assert set(methods.HINGE_METHODS) <= set(methods.METHODS)
+    tree = list(ast.walk(ast.parse(inspect.getsource(hinge))))
+    imported = [n.module or "" for n in tree if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in tree if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.split(".")[0] == "selfsup"], imported  # no methods <-> hinge cycle
     z1, z2 = jnp.ones((4, 3)), jnp.zeros((4, 3))
     loss, aux = methods.METHODS["hinge"].loss({"z1": z1, "z2": z2}, None)
     want = hinge.hinge_loss(hinge.trainer_embedding(z1), hinge.trainer_embedding(z2))[0]

@@ -113,3 +113,22 @@ def test_cli_rejects_bad_flags_with_status_2_and_one_line(argv, text, capsys):
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and text in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_grid_seeds_table_is_mean_and_std_over_seeds_and_reports_active_negatives(tmp_path):
+    import json
+
+    from selfsup.bio.__main__ import seeds_table
+    grids = []
+    for seed, (a, b) in enumerate([(0.80, 0.90), (0.84, 0.94)]):
+        run = tmp_path / f"r{seed}"
+        run.mkdir()
+        (run / "metrics.jsonl").write_text(json.dumps({"neg_active": 0.3 + seed / 10}) + "\n"
+                                           + json.dumps({"neg_active": 0.1}) + "\n")
+        res = {"rule": "fa", "schedule": "e2e", "linear_acc": [b, a], "best_acc": b, "run_dir": str(run)}
+        grids.append({"results": [res], "random_encoder": {"linear_acc": [0.7, 0.75], "best_acc": 0.75}})
+    text = seeds_table(grids, ("e2e",))
+    fa = next(ln for ln in text.splitlines() if ln.startswith("| fa"))
+    best, top = 100 * np.array([0.90, 0.94]), 100 * np.array([0.80, 0.84])
+    assert f"{best.mean():.1f} ± {best.std(ddof=1):.1f} | {top.mean():.1f} ± {top.std(ddof=1):.1f}" in fa
+    assert "first logged steps 30-40%, last 10-10%" in text

@@ -168,7 +168,7 @@ def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp
         if t == 0:
             raise _Stop
     with pytest.raises(_Stop):
-        run_continual(cc, dataset=small, on_task=stop_after_first)
+        run_continual(cc, dataset=small, overwrite=True, on_task=stop_after_first)
     done = []
     resumed = run_continual(cc, dataset=small, resume=True, on_task=lambda t, row: done.append(t))
     assert done == [1]  # the finished task is kept, not retrained
@@ -208,3 +208,67 @@ def test_trainer_step_with_a_zero_extension_matches_the_plain_step_bit_for_bit(s
     assert float(ma["loss"]) == float(mb["loss"])
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)
+
+
+def _fake_summary(method, cassle, lam_r, seed, rng):
+    """A summary as ``run_continual`` writes it, with random R matrices (for the aggregation tests)."""
+    mats = {k: rng.uniform(0.5, 1.0, (3, 3)) for k in ("knn", "linear", "linear_10pc")}
+    init = {k: rng.uniform(0.3, 0.6, 3).tolist() for k in mats}
+    return {"method": method, "cassle": cassle, "lam_r": lam_r, "seed": seed, "R_init": init,
+            "task_seconds": rng.uniform(1, 2, 3).tolist(),
+            **{k: metrics.summarize(R) for k, R in mats.items()}}
+
+
+def test_compare_configurations_cover_every_seed_method_cassle_and_residual_run():
+    from selfsup.continual import compare
+    todo = compare.configurations(ContinualConfig(), ("simsiam", "byol"), seeds=(3, 4), residual=("byol",),
+                                  lam_r=0.5)
+    got = [(c.train.seed, c.train.method, c.cassle, c.train.lam_r) for c in todo]
+    want = [(s, m, c, 0.0) for s in (3, 4) for m in ("simsiam", "byol") for c in (False, True)]
+    want = want[:4] + [(3, "byol", False, 0.5)] + want[4:] + [(4, "byol", False, 0.5)]
+    assert got == want
+    assert len({c.name for c in todo}) == len(todo)  # no two runs share a folder
+
+
+def test_compare_table_is_the_mean_and_sample_std_over_seeds():
+    from selfsup.continual import compare
+    rng = np.random.default_rng(0)
+    runs = [_fake_summary(m, c, r, s, rng) for s in (0, 1, 2)
+            for m, c, r in (("simsiam", False, 0.0), ("byol", True, 0.0), ("byol", False, 1.0))]
+    groups = compare.group(runs)
+    assert list(groups) == [("simsiam", False, 0.0), ("byol", True, 0.0), ("byol", False, 1.0)]
+    lines = compare.table(runs).splitlines()
+    assert len(lines) == 2 + 1 + 3
+    cells = lambda line: [c.strip() for c in line.strip("|").split("|")]
+    byol_rm = cells(lines[-1])
+    assert byol_rm[:3] == ["byol + RM (lam_r 1)", "no", "3"]
+    vals = 100 * np.array([r["linear_10pc"]["average_accuracy"] for r in groups["byol", False, 1.0]])
+    assert byol_rm[7] == f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}"
+    forg = 100 * np.array([metrics.forgetting(r["knn"]["R"]) for r in groups["byol", False, 1.0]])
+    assert byol_rm[4] == f"{forg.mean():.1f} ± {forg.std(ddof=1):.1f}"
+    # the untrained encoder: per seed, the mean over tasks of R_init of that seed's first run
+    init = 100 * np.array([np.mean(runs[3 * s]["R_init"]["knn"]) for s in range(3)])
+    assert cells(lines[2])[:4] == ["random init", "-", "3", f"{init.mean():.1f} ± {init.std(ddof=1):.1f}"]
+
+
+def test_evaluate_tasks_few_label_probe_uses_ten_labels_per_class(small):
+    from selfsup import evaluate as ev
+    from selfsup import probe
+    from selfsup.continual.evaluation import evaluate_tasks
+    cfg = _cc().train
+    info = small.info
+    state = init_state(cfg, jax.random.key(0), info)
+    params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
+    split = splits.class_split(10, 2, 0)
+    out = evaluate_tasks(cfg, info, params, stats, small, split, probe=False, few_label=True)
+    assert set(out) == {"knn", "knn_all", "linear_10pc", "linear_10pc_all"}
+    # independently: the probe fitted on exactly 10 images of each class, scored per task by hand
+    htr, _ = ev.embed(cfg, info, params, stats, small.x_train)
+    hte, _ = ev.embed(cfg, info, params, stats, small.x_test)
+    few = ev.few_label_indices(small.y_train, 10, seed=0)
+    assert np.bincount(small.y_train[few]).tolist() == [10] * 10
+    pred = probe.predict(htr[few], small.y_train[few], hte, num_classes=10)
+    for j, classes in enumerate(split):
+        mask = np.isin(small.y_test, classes)
+        assert out["linear_10pc"][j] == pytest.approx(float((pred[mask] == small.y_test[mask]).mean()))
+    assert out["linear_10pc_all"] == pytest.approx(float((pred == small.y_test).mean()))

@@ -1,4 +1,4 @@
-"""Fidelity to the methods' reference code (METHODS.md): one test per point where we once deviated.
+"""Fidelity to the reference code (docs/methods.md section 6): one test per point where we once deviated.
 
 a. the trainer's hinge loss has active negatives at init; b. DirectPred's F gets one EMA update per step
 from both views; c. X-PhiNet's momentum encoder has a constant beta, BYOL's is cosine-scheduled; d. only the

@@ -45,7 +45,7 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
         if row["step"] == 5:
             raise Stop
     with pytest.raises(Stop):
-        run_online(oc, dataset=small, on_eval=stop)
+        run_online(oc, dataset=small, overwrite=True, on_eval=stop)
     seen = []
     resumed = run_online(oc, dataset=small, resume=True, on_eval=lambda row: seen.append(row["step"]))
     assert seen == [10, 15]
@@ -57,3 +57,20 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
 def test_online_rejects_more_than_one_pass():
     with pytest.raises(ValueError, match="epochs=2"):
         OnlineConfig.smoke(epochs=2).validate()
+
+
+def test_online_compare_curve_stats_and_table_on_hand_made_curves():
+    from selfsup.continual import online_compare as oc_
+    seen = [0, 400, 800, 1200, 4000]
+    s = {"seen": seen, "knn_all": [0.5, 0.6, 0.7, 0.8, 0.9], "linear_10pc_all": [0.4, 0.5, 0.5, 0.6, 0.7],
+         "final": {"linear_all": 0.95}}
+    st = oc_.curve_stats(s, "knn_all")
+    # early: the point after the start nearest a tenth of the stream (400 of 4000); area: mean after start
+    assert st == pytest.approx({"start": 0.5, "early": 0.6, "area": 0.75, "final": 0.9})
+    t = {**s, "knn_all": [0.5, 0.7, 0.8, 0.8, 0.8], "final": {"linear_all": 0.97}}
+    lines = oc_.table({"simsiam": [s, t]}).splitlines()
+    row = [c.strip() for c in lines[-1].strip("|").split("|")]
+    early = 100 * np.array([0.6, 0.7])
+    assert row[:3] == ["simsiam", "2", f"{early.mean():.1f} ± {early.std(ddof=1):.1f}"]
+    assert row[-1] == f"{96.0:.1f} ± {100 * np.std([0.95, 0.97], ddof=1):.1f}"
+    assert lines[2].startswith("| untrained encoder | 2 | 50.0 ± 0.0")

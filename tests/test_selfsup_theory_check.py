@@ -120,3 +120,53 @@ def test_bad_flags_exit_with_status_2_naming_the_value(argv, words, capsys, tmp_
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("usage:") is False and words in err
+
+
+def _fake_report(seed, rng, wds=(5e-4, 0.3)):
+    cfg = {**tcm.TheoryConfig.smoke(seed=seed, name=f"s{seed}", methods=("simsiam",), wds=wds).__dict__}
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+    erank = [float(rng.uniform(2, 6)), float(rng.uniform(1, 1.4))]
+    pts = {f"simsiam-wd{w:g}": {"align_weighted_final": float(rng.uniform()), "erank_F": e, "knn_acc": 0.9}
+           for w, e in zip(wds, erank)}
+    return {"config": cfg, "sigma2_hat": 0.05, "points": pts,
+            "sweep": {"wds": list(wds), "table": {"simsiam": {"erank_F": erank}},
+                      "last_alive_wd": {"simsiam": wds[0]}},
+            "headline": {"predicted_threshold": {"simsiam": 0.24}}}
+
+
+def test_theory_seeds_tables_are_mean_and_std_over_seeds_and_refuse_mixed_configs(tmp_path):
+    from selfsup import theory_seeds
+    rng = np.random.default_rng(1)
+    reports = [_fake_report(s, rng) for s in range(3)]
+    for r in reports:
+        (tmp_path / r["config"]["name"]).mkdir()
+        (tmp_path / r["config"]["name"] / "report.json").write_text(json.dumps(r))
+    loaded = theory_seeds.load(tmp_path, ["s0", "s1", "s2"])
+    rows = theory_seeds.point_rows(loaded)
+    align = [r["points"]["simsiam-wd0.0005"]["align_weighted_final"] for r in reports]
+    assert rows["simsiam-wd0.0005"]["align_weighted_final"] == align
+    text = theory_seeds.markdown(loaded)
+    line = next(ln for ln in text.splitlines() if ln.startswith("| simsiam-wd0.0005"))
+    assert f"{np.mean(align):.2f} ± {np.std(align, ddof=1):.2f}" in line
+    sweep = theory_seeds.sweep_rows(loaded)["simsiam"]
+    assert sweep["collapsed"] == [0, 3]  # erank < collapse_erank = 1.5 at wd 0.3 for every seed
+    bad = {**reports[2], "config": {**reports[2]["config"], "epochs": 7}}
+    (tmp_path / "s2" / "report.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="epochs"):
+        theory_seeds.load(tmp_path, ["s0", "s1", "s2"])
+
+
+def test_one_flag_generator_parses_tuple_fields_and_the_name_alias(capsys):
+    import argparse
+
+    from selfsup.config import add_flags, from_args
+    parser = argparse.ArgumentParser()
+    add_flags(parser, tcm.TheoryConfig())
+    for argv in (["--name", "a"], ["--run-name", "a"]):
+        tc = from_args(parser.parse_args([*argv, "--wds", "0.1, 0.2", "--methods", "simsiam,phinet"]),
+                       tcm.TheoryConfig())
+        assert (tc.name, tc.wds, tc.methods) == ("a", (0.1, 0.2), ("simsiam", "phinet"))
+    assert from_args(parser.parse_args([]), tcm.TheoryConfig()) == tcm.TheoryConfig()
+    with pytest.raises(SystemExit) as e:
+        tcm.main(["--smoke", "--wds", "0.1,x"])
+    assert e.value.code == 2 and "comma-separated list of float" in capsys.readouterr().err

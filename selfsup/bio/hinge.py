@@ -14,14 +14,13 @@ negatives; rows near the edges have fewer). ``grad_block`` detaches ``a`` (the l
 does not depend on the batch size. ``aux``: ``pos`` / ``neg`` (the two sums / N), ``pos_dist`` (mean D_ii),
 ``neg_dist`` (mean D_ij over the negatives used), ``neg_active`` (fraction of negatives closer than T + d).
 
-``register_trainer_methods()``: adds ``hinge`` (all negatives) and ``hinge-gb`` (grad block on view 1) to
-``selfsup.methods.METHODS`` so ``selfsup.train`` can use them like any other method; the loss acts on
-``trainer_embedding`` of the projector outputs (unit-normalised and scaled so that the margins T = 2, d = 1
-bite, see its docstring). Idempotent; nothing is registered at import time.
+``trainer_loss(o, cfg, *, grad_block)``: the form ``selfsup.methods`` registers as ``hinge`` (all negatives)
+and ``hinge-gb`` (grad block on view 1), so ``selfsup.train`` uses them like any other method; the loss acts
+on ``trainer_embedding`` of the projector outputs (unit-normalised and scaled so that the margins T = 2,
+d = 1 bite, see its docstring). This module imports nothing from ``selfsup`` (the dependency runs one way:
+``selfsup.methods`` -> ``selfsup.bio.hinge``).
 """
 from __future__ import annotations
-
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -76,18 +75,9 @@ def trainer_embedding(z, *, T: float = 2.0, d: float = 1.0):
     return z * jax.lax.rsqrt(jnp.maximum((z * z).sum(-1, keepdims=True), 1e-24)) * r
 
 
-def _trainer_loss(o, cfg, *, grad_block: bool):
-    """Trainer-registry form: hinge loss between the two views' embeddings ``trainer_embedding(z1, z2)``."""
+def trainer_loss(o, cfg, *, grad_block: bool):
+    """Trainer-registry form (``selfsup.methods`` registers ``hinge`` / ``hinge-gb`` with it): hinge loss
+    between the two views' embeddings ``trainer_embedding(z1)``, ``trainer_embedding(z2)``."""
     loss, aux = hinge_loss(trainer_embedding(o["z1"]), trainer_embedding(o["z2"]), grad_block=grad_block)
     return loss, {"sim": loss, "pos_dist": aux["pos_dist"], "neg_dist": aux["neg_dist"],
                   "neg_active": aux["neg_active"]}
-
-
-def register_trainer_methods() -> tuple[str, ...]:
-    """Register ``hinge`` and ``hinge-gb`` in ``selfsup.methods`` (idempotent); returns their names."""
-    from selfsup import methods
-    names = {"hinge": False, "hinge-gb": True}
-    for name, gb in names.items():
-        if name not in methods.METHODS:
-            methods.register_method(methods.Method(name, partial(_trainer_loss, grad_block=gb)))
-    return tuple(names)

@@ -13,9 +13,11 @@ bit-identical), and for URF ``B <- B + (W_new - W_old)``.
 ``embed_layers(config, groups, images) -> [F_1..F_L]``: pooled features of clean (normalised) images.
 ``evaluate_layers(config, groups, dataset) -> list[float]``: linear-probe test accuracy per layer
 (``probe.linear_probe``: L-BFGS logistic regression on standardised features, scikit-learn's objective).
-``train(config, *, dataset=None, resume=False) -> (state, summary)``: writes ``config.json`` (+ git SHA),
-``metrics.jsonl``, ``checkpoint.msgpack`` (after every epoch, atomic) and ``summary.json`` to
-``<out_dir>/<name>/``; ``resume=True`` continues after the last finished epoch, bit-identically.
+``train(config, *, dataset=None, resume=False, overwrite=False) -> (state, summary)``: writes ``config.json``
+(+ git SHA, provenance), ``metrics.jsonl``, ``checkpoint.msgpack`` (after every epoch, atomic) and
+``summary.json`` to ``<out_dir>/<name>/``. A folder that already holds a run is refused unless
+``resume=True`` (same config: continues after the last finished epoch, bit-identically, or starts if there
+is no checkpoint yet) or ``overwrite=True`` (``selfsup.rundir``).
 ``random_encoder(config, *, dataset=None) -> summary``: the same evaluation of the untrained network.
 Step s uses key ``fold_in(key(seed), s)``; epoch e visits images in ``permutation(fold_in(key, 10**6 + e))``.
 """
@@ -34,11 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dynamics._cli import git_sha
-from selfsup import augment, checkpoint, data, probe
+from selfsup import augment, checkpoint, data, probe, rundir
 from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
-from selfsup.train import mean_metrics
+from selfsup.train import mean_metrics, resume_meta
 
 
 class BioState(NamedTuple):
@@ -177,21 +178,22 @@ def _summary(config, accs, extra):
             "linear_acc": accs, "best_layer": best + 1, "best_acc": accs[best], **extra}
 
 
-def train(config: BioConfig, *, dataset=None, resume: bool = False):
-    """Run ``config`` (module doc); returns the final state and the summary dict."""
+def train(config: BioConfig, *, dataset=None, resume: bool = False, overwrite: bool = False):
+    """Run ``config`` (module doc); returns the final state and the summary dict. The run folder follows
+    ``selfsup.rundir.open_run`` (``resume`` / ``overwrite``, one writer at a time)."""
     config.validate()
     dataset = _load(config, dataset)
     run = Path(config.out_dir) / config.name
-    run.mkdir(parents=True, exist_ok=True)
-    ckpt, metrics_path = run / "checkpoint.msgpack", run / "metrics.jsonl"
-    state, start = init_state(config, jax.random.key(config.seed)), 0
     saved = dataclasses.asdict(config.replace(progress=True))
-    if resume and ckpt.exists():
-        state, meta = checkpoint.load(ckpt, state)
-        if meta["config"] != saved:
-            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
-        start = meta["epochs_done"]
-    (run / "config.json").write_text(json.dumps({**saved, "git_sha": git_sha()}, indent=1))
+    with rundir.open_run(run, saved, resume=resume, overwrite=overwrite):
+        return _train(config, run, saved, dataset, resume)
+
+
+def _train(config: BioConfig, run: Path, saved: dict, dataset, resume: bool):
+    ckpt, metrics_path = run / "checkpoint.msgpack", run / "metrics.jsonl"
+    state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed)), saved, resume=resume)
+    start = int(meta["epochs_done"]) if meta else 0
+    rundir.write_config(run, saved)
     kept = [ln for ln in metrics_path.read_text().splitlines() if json.loads(ln)["epoch"] < start] \
         if metrics_path.exists() and start else []
     metrics_path.write_text("".join(ln + "\n" for ln in kept))

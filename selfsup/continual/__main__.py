@@ -1,13 +1,16 @@
-"""CLI: ``python -m selfsup.continual --method xphinet --dataset mnist5k --tasks 5 [--cassle] [--resume]``.
+"""CLI: ``python -m selfsup.continual --method xphinet --dataset mnist5k --tasks 5 [--cassle] [--resume |
+--overwrite]``.
 
-Prints one JSON object (average accuracy, forgetting and R for kNN and linear probe, run folder); bad flags
-exit with status 2 and one line.
+Prints one JSON object (average accuracy, forgetting and R for kNN and linear probe, run folder); bad flags,
+a run folder holding another run (``selfsup.rundir``) and a corrupt checkpoint exit with status 2 and one
+line.
 """
 from __future__ import annotations
 
 import argparse
 import json
 
+from selfsup import rundir
 from selfsup.config import run_cli
 from selfsup.continual.config import ContinualConfig, parse
 
@@ -16,10 +19,10 @@ def main(argv=None) -> dict:
     from selfsup.continual.continual import run_continual
     parser = argparse.ArgumentParser(prog="python -m selfsup.continual",
                                      description="Class-incremental continual self-supervised learning.")
-    parser.add_argument("--resume", action="store_true", help="continue after the last finished task")
+    rundir.add_cli_flags(parser, resume_help="continue after the last finished task")
     ns, cc = parse(parser, argv, ContinualConfig)
     cc = run_cli(parser, cc.validate)
-    summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume))
+    summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume, overwrite=ns.overwrite))
     short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
                                      "run_dir")}
     for k in ("knn", "linear"):

@@ -1,13 +1,19 @@
-"""Comparison: methods x {fine-tuning, CaSSLe} in class-incremental continual learning, as a table.
+"""Comparison: methods x {fine-tuning, CaSSLe} (and residual momentum) in class-incremental continual
+learning, over several seeds, as a mean +- std table.
 
-``python -m selfsup.continual.compare [--methods simsiam,byol,phinet,xphinet] [--dataset mnist5k] [--tasks 5]
-[--epochs 10] [--seed 0] [--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every
-method without and with CaSSLe (other options: the defaults of ``python -m selfsup.continual``), reusing
-finished runs and resuming interrupted ones, then writes ``compare.json``, ``table.md`` (average accuracy and
-forgetting, kNN and linear probe, time) and ``R.png`` (all linear-probe matrices) to ``--out-dir``.
+``python -m selfsup.continual.compare [--methods simsiam,byol,phinet,xphinet] [--residual byol,xphinet]
+[--lam-r 1] [--seeds 0,1,2] [--dataset mnist5k] [--tasks 5] [--epochs 20] [--out-dir runs/continual-compare]
+[--smoke]`` runs ``run_continual`` for every seed and method without and with CaSSLe, and for every
+``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe); other options are the defaults of
+``python -m selfsup.continual``. Finished runs with the same config are reused and interrupted ones resumed,
+so the runs of ``python -m selfsup.continual`` with the same flags count. Writes ``compare.json`` (every
+run's summary), ``table.md`` (average accuracy and forgetting of the kNN, linear and 10-labels-per-class
+probes, mean +- std over seeds, time) and ``R.png`` (every configuration's 10-labels-per-class probe R,
+averaged over seeds) to ``--out-dir``.
 
-Public API: ``compare(base, methods, *, dataset=None) -> list[dict]`` (one summary per run, in order) and
-``table(summaries) -> str`` (Markdown).
+Public API: ``compare(base, methods, *, seeds=None, residual=(), lam_r=1.0, dataset=None) -> list[dict]``
+(one summary per run, with its ``seed``), ``group(summaries) -> dict`` (``{(method, cassle, lam_r): [runs]}``
+in order) and ``table(summaries) -> str`` (Markdown).
 """
 from __future__ import annotations
 
@@ -16,9 +22,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from selfsup.compare import _cell
 from selfsup.continual.config import ContinualConfig
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
+RESIDUAL = ("byol", "xphinet")
 
 
 def _run(cc: ContinualConfig, dataset):
@@ -30,78 +40,141 @@ def _run(cc: ContinualConfig, dataset):
         saved = json.loads((run / "config.json").read_text())
         if loose(saved["train"]) == loose(cc.to_dict()["train"]) and \
                 loose({**saved, "train": 0}) == loose({**cc.to_dict(), "train": 0}):
-            return json.loads(summary.read_text())
-    return run_continual(cc, dataset=dataset, resume=(run / "checkpoint.msgpack").exists())
+            return {**json.loads(summary.read_text()), "seed": cc.train.seed}
+    out = run_continual(cc, dataset=dataset, resume=True)  # interrupted: continued; new: started
+    return {**out, "seed": cc.train.seed}
 
 
-def compare(base: ContinualConfig, methods=METHODS, *, dataset=None) -> list[dict]:
-    """Summaries of ``base`` with each method, without and then with CaSSLe."""
+def configurations(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), lam_r: float = 1.0):
+    """The ``ContinualConfig`` of every run, seed by seed: each method without and with CaSSLe, then each
+    ``residual`` method with ``train.lam_r = lam_r``."""
+    cfg = base.train
+    out = []
+    for seed in (cfg.seed,) if seeds is None else seeds:
+        t = cfg.replace(seed=seed, lam_r=0.0)
+        out += [base.replace(train=t.replace(method=m), cassle=c) for m in methods for c in (False, True)]
+        out += [base.replace(train=t.replace(method=m, lam_r=lam_r), cassle=False) for m in residual]
+    return out
+
+
+def compare(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), lam_r: float = 1.0,
+            dataset=None) -> list[dict]:
+    """Summaries of every run of ``configurations(...)`` (trained, resumed or reused), each with ``seed``."""
     from selfsup import data
     cfg = base.train
     dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
-    return [_run(base.replace(train=cfg.replace(method=m), cassle=c), dataset)
-            for m in methods for c in (False, True)]
+    return [_run(cc, dataset) for cc in configurations(base, methods, seeds=seeds, residual=residual,
+                                                       lam_r=lam_r)]
+
+
+def group(summaries: list[dict]) -> dict:
+    """``{(method, cassle, lam_r): [summaries over seeds]}``, in first-seen order."""
+    out: dict = {}
+    for s in summaries:
+        out.setdefault((s["method"], bool(s["cassle"]), float(s.get("lam_r", 0.0))), []).append(s)
+    return out
+
+
+def _label(key) -> tuple[str, str]:
+    method, cassle, lam_r = key
+    return method + (f" + RM (lam_r {lam_r:g})" if lam_r else ""), "yes" if cassle else "no"
+
+
+_PROBES = (("knn", "kNN"), ("linear", "linear"), ("linear_10pc", "linear 10/class"))
 
 
 def table(summaries: list[dict]) -> str:
-    """Markdown table: method | CaSSLe | kNN / linear average accuracy and forgetting (%) | time.
+    """Markdown table: method | CaSSLe | seeds | per probe (kNN, linear, linear with 10 labels per class):
+    average accuracy and forgetting (%) | time.
 
-    The first row is the untrained encoder (``R_init`` of the first run; all runs share the seed).
-    The time is the sum over tasks of training + evaluation (kept across resumes; compilation included)."""
-    rows = ["| method | CaSSLe | kNN avg acc | kNN forgetting | linear avg acc | linear forgetting "
-            "| time (s) |", "|---|---|---|---|---|---|---|"]
-    pct = lambda s, k, m: f"{100 * s[k][m]:.1f}" if k in s else "-"
-    init = summaries[0]["R_init"] if summaries else None
-    if init:  # the untrained encoder: the floor every method should rise above
-        acc = {k: f"{100 * sum(init[k]) / len(init[k]):.1f}" if k in init else "-" for k in ("knn", "linear")}
-        rows.append(f"| random init | - | {acc['knn']} | - | {acc['linear']} | - | - |")
+    Each cell is mean +- std (ddof 1) over the seeds of that configuration. The first row is the untrained
+    encoder: ``R_init`` (before any training: the same for every method of one seed) averaged over tasks,
+    then over the seeds' first runs. The time is the sum over tasks of training + evaluation (kept across
+    resumes; compilation included), per run."""
+    probes = [(k, name) for k, name in _PROBES if summaries and k in summaries[0]]
+    head = "| method | CaSSLe | seeds | " + " | ".join(f"{n} avg acc | {n} forgetting" for _, n in probes)
+    rows = [head + " | time (s) |", "|" + "---|" * (4 + 2 * len(probes))]
+    inits = {}
     for s in summaries:
-        rows.append(f"| {s['method']} | {'yes' if s['cassle'] else 'no'} | "
-                    f"{pct(s, 'knn', 'average_accuracy')} | {pct(s, 'knn', 'forgetting')} | "
-                    f"{pct(s, 'linear', 'average_accuracy')} | {pct(s, 'linear', 'forgetting')} | "
-                    f"{sum(s['task_seconds']):.0f} |")
+        if s.get("R_init"):
+            inits.setdefault(s.get("seed"), s["R_init"])
+    if inits:  # the untrained encoder: the floor every method should rise above
+        cells = [(_cell([float(np.mean(r[k])) for r in inits.values()])
+                  if all(k in r for r in inits.values()) else "-") + " | -" for k, _ in probes]
+        rows.append(f"| random init | - | {len(inits)} | " + " | ".join(cells) + " | - |")
+    for key, runs in group(summaries).items():
+        name, cassle = _label(key)
+        cells = [_cell([r[k]["average_accuracy"] for r in runs]) + " | "
+                 + _cell([r[k]["forgetting"] for r in runs]) for k, _ in probes]
+        rows.append(f"| {name} | {cassle} | {len(runs)} | " + " | ".join(cells)
+                    + f" | {_cell([sum(r['task_seconds']) for r in runs], 1, 0)} |")
     return "\n".join(rows)
 
 
 def _figure(summaries, path):
-    import numpy as np
+    """Mean few-label-probe (else linear, else kNN) R per configuration: a column per method, a row per
+    variant (fine-tuning, CaSSLe, residual momentum)."""
+    from matplotlib.figure import Figure
 
     from selfsup.continual import plots
-    plt = plots._plt()
-    key = "linear" if "linear" in summaries[0] else "knn"
-    n = len(summaries)
-    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(2.6 * ((n + 1) // 2), 5.4), squeeze=False)
-    lo = np.floor(20 * min(np.min(s[key]["R"]) for s in summaries)) / 20  # one colour scale for all panels
-    for ax, s in zip(axes.T.ravel(), summaries):
-        im = plots.heatmap(ax, np.array(s[key]["R"]), f"{s['method']}{' + CaSSLe' if s['cassle'] else ''}",
-                           vmin=lo, vmax=1.0)
+    key = next(k for k in ("linear_10pc", "linear", "knn") if k in summaries[0])
+    groups = group(summaries)
+    cols = list(dict.fromkeys(k[0] for k in groups))
+    variants = list(dict.fromkeys((k[1], k[2]) for k in groups))  # (cassle, lam_r) in first-seen order
+    mean = {k: np.mean([r[key]["R"] for r in runs], 0) for k, runs in groups.items()}
+    lo = np.floor(20 * min(m.min() for m in mean.values())) / 20  # one colour scale for all panels
+    fig = Figure(figsize=(2.6 * len(cols), 2.7 * len(variants)))
+    axes = fig.subplots(len(variants), len(cols), squeeze=False)
+    im = None
+    for (i, v), (j, m) in ((iv, jm) for iv in enumerate(variants) for jm in enumerate(cols)):
+        ax = axes[i, j]
+        if (m, *v) not in mean:
+            ax.axis("off")
+            continue
+        name = _label((m, *v))[0] + (" + CaSSLe" if v[0] else "")
+        im = plots.heatmap(ax, mean[m, *v], f"{name} ({len(groups[m, *v])} seeds)", vmin=lo, vmax=1.0)
         ax.set(xlabel="", ylabel="")
+        ax.title.set_fontsize(8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
-    fig.suptitle(f"{key} accuracy R[i, j] (row: after task i, column: task j)", fontsize=9)
+    fig.suptitle(f"{key} accuracy R[i, j], mean over seeds (row: after task i, column: task j)", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m selfsup.continual.compare",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--residual", default=",".join(RESIDUAL),
+                        help="methods also run with residual momentum (comma-separated; '' for none)")
+    parser.add_argument("--lam-r", type=float, default=1.0, help="residual-momentum weight of those runs")
     parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=ContinualConfig().train.epochs, help="epochs per task")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", "--seed", type=_ints, default=(0, 1, 2),
+                        help="comma-separated training seeds (--seed N: one seed)")
     parser.add_argument("--out-dir", default="runs/continual-compare")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (ContinualConfig.smoke())")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     ns = parser.parse_args(argv)
     base = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
     try:
+        if not ns.seeds:
+            raise ValueError(f"seeds={ns.seeds!r} is invalid: give at least one seed")
         base = base.replace(tasks=ns.tasks, train=base.train.replace(
-            dataset=ns.dataset, epochs=ns.epochs, seed=ns.seed, out_dir=ns.out_dir, progress=ns.progress))
+            dataset=ns.dataset, epochs=ns.epochs, out_dir=ns.out_dir, progress=ns.progress))
         methods = tuple(m for m in ns.methods.split(",") if m)
-        for m in methods:
-            base.replace(train=base.train.replace(method=m)).validate()
-        summaries = compare(base, methods)
+        residual = tuple(m for m in ns.residual.split(",") if m)
+        todo = configurations(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
+        for cc in todo:
+            cc.validate()
+        summaries = compare(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
     except ValueError as e:
         parser.error(str(e))
     out = Path(ns.out_dir)

@@ -6,8 +6,9 @@ Public API
 the trainer's ``train.lam_r``, flag ``--lam-r``), frozen;
 ``train.epochs`` is the number of epochs per task. ``ContinualConfig.smoke(**kw)``: a tiny variant (keys of
 ``Config`` go to ``train``). ``validate()`` raises ``ValueError`` naming the bad value.
-``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 10 epochs per task of 800 mnist5k
-images = 120 steps per task, width-32 convnet, batch 64, lr 0.1 x 64/256, kNN k = 200).
+``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 20 epochs per task of 800 mnist5k
+images at batch 128 = 120 steps per task, the trainer's default ConvNet, augmentations, lr 1.0 x B/256 with
+2 warm-up epochs then cosine, restarted every task; kNN k = 20; no baselines).
 ``parse(parser, argv, cls)``: the CLIs' parsing with the preset chosen by ``--smoke``;
 ``add_flags(parser, defaults)`` / ``from_args(ns, defaults)``: one ``--flag`` per field of ``Config`` and of
 ``ContinualConfig`` (bools as ``--x/--no-x``), defaults (and help) from ``defaults``.

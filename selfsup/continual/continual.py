@@ -2,22 +2,24 @@
 
 Public API
 ----------
-``run_continual(cc, *, dataset=None, resume=False, on_task=None) -> dict``: trains ``cc.train.method`` on the
-tasks of ``splits.class_split(num_classes, cc.tasks, cc.split_seed)`` in order, ``cc.train.epochs`` epochs
-each (the first ``max_images`` training images, if set, are split). Each task starts from the previous
-task's networks (encoder, predictors, EMA encoder, F) with step 0 and a fresh optimizer, so each task has its
-own learning-rate and EMA schedules; with ``cc.cassle`` a task after the first also freezes a copy of the
-encoder + projector and trains a new g_d (``distill``). After each task (and once before training, with
-``eval_init``) every task is evaluated (``evaluation.evaluate_tasks``: kNN and, with ``train.linear_probe``,
-a linear probe). Randomness: init ``key(seed)``; step s of task t gets ``fold_in(fold_in(key, s), t)``; epoch
-e of task t the data order ``fold_in(key, 10**6 + t * epochs + e)``; g_d of task t ``fold_in(key, 2000 + t)``.
+``run_continual(cc, *, dataset=None, resume=False, overwrite=False, on_task=None) -> dict``: trains
+``cc.train.method`` on the tasks of ``splits.class_split(num_classes, cc.tasks, cc.split_seed)`` in
+order, ``cc.train.epochs`` epochs each (the first ``max_images`` training images, if set, are split). Each
+task starts from the previous task's networks (encoder, predictors, EMA encoder, F) with step 0 and a fresh
+optimizer, so each task has its own learning-rate and EMA schedules; with ``cc.cassle`` a task after the
+first also freezes a copy of the encoder + projector and trains a new g_d (``distill``). After each task
+(and once before training, with ``eval_init``) every task is evaluated (``evaluation.evaluate_tasks``: kNN
+and, with ``train.linear_probe``, a linear probe). Randomness: init ``key(seed)``; step s of task t gets
+``fold_in(fold_in(key, s), t)``; epoch e of task t the data order ``fold_in(key, 10**6 + t * epochs +
+e)``; g_d of task t ``fold_in(key, 2000 + t)``.
 
-Writes to ``<out_dir>/<name>/``: ``config.json`` (resolved config, git SHA, split), ``metrics.jsonl`` (step
-records with ``task``), ``checkpoint.msgpack`` after every task (networks + the finished rows of R, atomic),
-``summary.json`` (``knn`` / ``linear``: ``metrics.summarize(R)``, plus ``R_init``, ``split``, timings) and
-``R.png`` (heat maps). ``resume=True`` continues after the last finished task and reproduces the
-uninterrupted R exactly (the same computations run on the same inputs; tested). ``on_task(t, row)`` is
-called after task t is saved.
+Writes to ``<out_dir>/<name>/``: ``config.json`` (resolved config, split, git SHA, provenance),
+``metrics.jsonl`` (step records with ``task``), ``checkpoint.msgpack`` after every task (networks + the
+finished rows of R, atomic), ``summary.json`` (``knn`` / ``linear``: ``metrics.summarize(R)``, plus
+``R_init``, ``split``, timings) and ``R.png`` (heat maps). A folder that already holds a run is refused
+unless ``resume=True`` (same config: continues after the last finished task, or starts if none finished,
+and reproduces the uninterrupted R exactly: the same computations run on the same inputs; tested) or
+``overwrite=True`` (``selfsup.rundir``). ``on_task(t, row)`` is called after task t is saved.
 """
 from __future__ import annotations
 
@@ -29,14 +31,13 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from dynamics._cli import git_sha
-from selfsup import checkpoint, data
+from selfsup import checkpoint, data, rundir
 from selfsup.continual import distill, metrics, plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.config import ContinualConfig
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import metrics_log, train_epoch
+from selfsup.train import metrics_log, resume_meta, train_epoch
 
 
 class TaskData(NamedTuple):
@@ -97,31 +98,33 @@ def _evaluate(cc, info, state, dataset, split) -> dict:
 
 
 def _matrices(rows: list[dict]) -> dict:
-    return {k: np.array([r[k] for r in rows]) for k in ("knn", "linear") if rows and k in rows[0]}
+    return {k: np.array([r[k] for r in rows]) for k in ("knn", "linear", "linear_10pc")
+            if rows and k in rows[0]}
 
 
-def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, on_task=None) -> dict:
-    """Train the tasks in sequence; returns the summary (also written to summary.json)."""
+def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, overwrite: bool = False,
+                  on_task=None) -> dict:
+    """Train the tasks in sequence; returns the summary (also written to summary.json). The run folder
+    follows ``selfsup.rundir.open_run`` (``resume`` / ``overwrite``, one writer at a time)."""
     cc.validate()
+    run = Path(cc.train.out_dir) / cc.name
+    with rundir.open_run(run, cc.to_dict(), resume=resume, overwrite=overwrite):
+        return _run_continual(cc, run, dataset, resume, on_task)
+
+
+def _run_continual(cc: ContinualConfig, run: Path, dataset, resume: bool, on_task) -> dict:
     cfg, t_run = cc.train, time.perf_counter()
     dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
     dataset = limit(dataset, cfg.max_images)
     split = splits.class_split(dataset.num_classes, cc.tasks, cc.split_seed)
     info, key = dataset.info, jax.random.key(cfg.seed)
-    run = Path(cfg.out_dir) / cc.name
-    run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint.msgpack"
-    state = _networks(init_state(cfg, key, info))
-    meta = {"tasks_done": 0, "rows": [], "task_seconds": [], "R_init": None}
-    if resume:
-        state, meta = checkpoint.load(ckpt, state)
-        same = cc.replace(train=cfg.replace(progress=meta["config"]["train"]["progress"]))
-        if meta["config"] != same.to_dict():
-            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
-    elif cc.eval_init:
-        meta["R_init"] = _evaluate(cc, info, state, dataset, split)
-    (run / "config.json").write_text(json.dumps({**cc.to_dict(), "git_sha": git_sha(),
-                                                 "split": [s.tolist() for s in split]}, indent=1))
+    state, meta = resume_meta(ckpt, _networks(init_state(cfg, key, info)), cc.to_dict(), resume=resume)
+    if meta is None:
+        meta = {"tasks_done": 0, "rows": [], "task_seconds": [], "R_init": None}
+        if cc.eval_init:
+            meta["R_init"] = _evaluate(cc, info, state, dataset, split)
+    rundir.write_config(run, cc.to_dict(), split=[s.tolist() for s in split])
     log = metrics_log(run / "metrics.jsonl", meta["tasks_done"] * cfg.epochs)  # drops unfinished tasks
     bar = _bar(cc, meta["tasks_done"])
     for t in range(meta["tasks_done"], cc.tasks):

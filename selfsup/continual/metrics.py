@@ -7,7 +7,7 @@ Public API
 ----------
 ``average_accuracy(R) = mean_j R[T-1, j]``: the final accuracy averaged over tasks.
 ``forgetting_per_task(R)``: (T-1,) ``f_j = max_{k < T-1} R[k, j] - R[T-1, j]`` for j < T-1 (the last task
-cannot have been forgotten); the max runs over every earlier evaluation, as in METHODS.md.
+cannot have been forgotten); the max runs over every earlier evaluation, as in docs/methods.md section 4.
 ``forgetting(R)``: the mean of ``forgetting_per_task`` (0 for a single task).
 ``backward_transfer(R) = mean_{j < T-1} (R[T-1, j] - R[j, j])``: negative when learning later tasks hurts.
 ``summarize(R) -> dict``: all of the above as plain floats / lists (for JSON).

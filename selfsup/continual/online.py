@@ -8,12 +8,15 @@ Public API
 exactly once). The learning-rate and EMA-momentum schedules run over the one pass (its length is known).
 ``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
 random permutation; ``tasks`` the class-incremental stream (task after task, shuffled within each task).
-``run_online(oc, *, dataset=None, resume=False, on_eval=None) -> dict``: trains ``len(order) // B`` steps;
-step s gets ``fold_in(key(seed), s)``; before the first step and after steps ``round(linspace(0, S,
-evals + 1))[1:]`` evaluates every task (``evaluation.evaluate_tasks``, kNN; the linear probe once at the end
-when ``train.linear_probe``) and checkpoints (full state + curve so far; ``resume=True`` continues there,
-bit-identically). Writes ``config.json``, ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json``
-(``seen``, ``knn_all``, per-task ``knn`` at every point, final probe) and ``curve.png`` to
+``run_online(oc, *, dataset=None, resume=False, overwrite=False, on_eval=None) -> dict``: trains
+``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)``; before the first step and after steps
+``round(linspace(0, S, evals + 1))[1:]`` evaluates every task (``evaluation.evaluate_tasks``: kNN and the
+10-labels-per-class probe; the all-label linear probe once at the end when ``train.linear_probe``) and
+checkpoints (full state + curve so far). A folder that already holds a run is refused unless
+``resume=True`` (same config: continues from the last checkpoint, bit-identically, or starts if there is
+none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``config.json`` (config, split, git SHA,
+provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
+``linear_10pc_all``, per-task ``knn`` at every point, final probes) and ``curve.png`` to
 ``<out_dir>/<name>/``.
 """
 from __future__ import annotations
@@ -28,15 +31,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dynamics._cli import git_sha
-from selfsup import checkpoint, data
+from selfsup import checkpoint, data, rundir
 from selfsup.config import Config
 from selfsup.continual import plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import flush_metrics, metrics_log
+from selfsup.train import flush_metrics, metrics_log, resume_meta
 
 DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, warmup_epochs=0, baselines=False,
                        out_dir="runs/online", log_every=25)
@@ -89,9 +91,17 @@ def stream_order(labels, stream: str, key, split) -> np.ndarray:
                            for t, p in enumerate(parts)])
 
 
-def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=None) -> dict:
-    """One pass over the stream; returns the summary (also written to summary.json)."""
+def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, overwrite: bool = False,
+               on_eval=None) -> dict:
+    """One pass over the stream; returns the summary (also written to summary.json). The run folder
+    follows ``selfsup.rundir.open_run`` (``resume`` / ``overwrite``, one writer at a time)."""
     oc.validate()
+    run = Path(oc.train.out_dir) / oc.name
+    with rundir.open_run(run, dataclasses.asdict(oc), resume=resume, overwrite=overwrite):
+        return _run_online(oc, run, dataset, resume, on_eval)
+
+
+def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> dict:
     cfg, t_run = oc.train, time.perf_counter()
     dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
     dataset = limit(dataset, cfg.max_images)
@@ -101,24 +111,17 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, on_eval=
     bs = cfg.batch_size
     n_steps = len(order) // bs
     points = np.unique(np.round(np.linspace(0, n_steps, oc.evals + 1)).astype(int))
-    run = Path(cfg.out_dir) / oc.name
-    run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint.msgpack"
-    state = init_state(cfg, key, info)
-    meta = {"step": 0, "curve": [], "config": dataclasses.asdict(oc)}
-    if resume:
-        state, meta = checkpoint.load(ckpt, state)
-        same = dataclasses.replace(oc, train=cfg.replace(progress=meta["config"]["train"]["progress"]))
-        if meta["config"] != dataclasses.asdict(same):
-            raise ValueError(f"{ckpt}: saved with a different config; resume needs the same flags")
-    (run / "config.json").write_text(json.dumps({**dataclasses.asdict(oc), "git_sha": git_sha(),
-                                                 "split": [s.tolist() for s in split]}, indent=1))
+    state, meta = resume_meta(ckpt, init_state(cfg, key, info), dataclasses.asdict(oc), resume=resume)
+    if meta is None:
+        meta = {"step": 0, "curve": [], "config": dataclasses.asdict(oc)}
+    rundir.write_config(run, dataclasses.asdict(oc), split=[s.tolist() for s in split])
     log = metrics_log(run / "metrics.jsonl", meta["step"], key="step")
     step = cstep.make_step(cfg, info._replace(n_train=n_steps * bs), )
 
     def evaluate(s: int, state) -> None:
         params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
-        accs = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=False)
+        accs = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=False, few_label=True)
         row = {"step": s, "seen": s * bs, **accs}
         meta["curve"].append(row)
         meta["step"] = s
@@ -163,7 +166,8 @@ def _finish(oc, run, meta, state, dataset, split, info, wall) -> dict:
     summary = {"method": cfg.method, "dataset": cfg.dataset, "stream": oc.stream,
                "batch_size": cfg.batch_size, "lam_r": cfg.lam_r, "seen": [r["seen"] for r in curve],
                "knn_all": [r["knn_all"] for r in curve],
-               "knn": [r["knn"] for r in curve], "final": final, "wall_s": wall, "run_dir": str(run)}
+               "knn": [r["knn"] for r in curve], "linear_10pc_all": [r["linear_10pc_all"] for r in curve],
+               "final": final, "wall_s": wall, "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",
                       title=f"online, {oc.stream} stream, batch {cfg.batch_size}")

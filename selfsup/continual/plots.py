@@ -1,4 +1,5 @@
-"""Pictures of continual and online runs (matplotlib, Agg): R heat maps and learning curves.
+"""Pictures of continual and online runs: R heat maps and learning curves (matplotlib ``Figure`` objects,
+no backend chosen: ``selfsup.plotting``).
 
 Public API
 ----------
@@ -13,12 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+from selfsup import plotting
 
 
 def heatmap(ax, R, title: str = "", vmin: float = 0.0, vmax: float = 1.0):
@@ -33,25 +29,21 @@ def heatmap(ax, R, title: str = "", vmin: float = 0.0, vmax: float = 1.0):
 
 
 def save_heatmaps(mats: dict, path, title: str = "") -> Path:
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(mats), figsize=(3.6 * len(mats), 3.4), squeeze=False)
+    fig, axes = plotting.subplots(1, len(mats), figsize=(3.6 * len(mats), 3.4), squeeze=False)
     for ax, (name, R) in zip(axes[0], mats.items()):
         im = heatmap(ax, R, f"{name} accuracy R[i, j]")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
 def save_curves(curves: dict, path, title: str = "", ylabel: str = "kNN accuracy") -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = plotting.subplots(figsize=(5, 3.4))
     for name, (seen, acc) in curves.items():
         ax.plot(seen, acc, marker="o", ms=3, label=name)
     ax.set(xlabel="training examples seen", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)

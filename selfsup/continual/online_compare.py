@@ -1,0 +1,145 @@
+"""Online comparison: which method adapts fastest on a one-pass stream, over several seeds.
+
+``python -m selfsup.continual.online_compare [--methods simsiam,byol,phinet,xphinet] [--seeds 0,1,2]
+[--stream iid|tasks] [--out-dir runs/online]`` runs ``run_online`` (the defaults of ``python -m
+selfsup.online``: batch 16, one pass over the 4000 mnist5k training images) for every method and seed,
+reusing finished runs with the same config (the runs of ``python -m selfsup.online`` count), and writes
+``online-<stream>.md`` (the table), ``online-<stream>.json`` and ``online-<stream>.png`` (mean +- std curves)
+to ``--out-dir``.
+
+"Adapts faster" is measured three ways on the whole test set, each mean +- std over seeds: the accuracy
+after the first tenth of the stream (``early``), the mean over the evaluation points after the start
+(``area``: the normalised area under the curve), and the end of the pass; for the kNN classifier (k from
+the config) and the 10-labels-per-class linear probe; plus the all-label linear probe at the end.
+
+Public API: ``runs(base, methods, seeds) -> {method: [summary per seed]}``, ``curve_stats(summary, key)``
+and ``table(results) -> str``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from selfsup.compare import _cell
+from selfsup.continual.online import STREAMS, OnlineConfig
+
+METHODS = ("simsiam", "byol", "phinet", "xphinet")
+_CURVES = (("knn_all", "kNN"), ("linear_10pc_all", "linear 10/class"))
+
+
+def _run(oc: OnlineConfig, dataset) -> dict:
+    from selfsup.continual.online import run_online
+    run = Path(oc.train.out_dir) / oc.name
+    loose = lambda d: {**d, "train": {k: v for k, v in d["train"].items()
+                                      if k not in ("out_dir", "progress")}}
+    if (run / "summary.json").exists():
+        saved = json.loads((run / "config.json").read_text())
+        saved = {k: v for k, v in saved.items() if k not in ("git_sha", "split")}
+        if loose(saved) == loose(dataclasses.asdict(oc)):
+            return json.loads((run / "summary.json").read_text())
+    return run_online(oc, dataset=dataset, resume=True)  # interrupted: continued; new: started
+
+
+def runs(base: OnlineConfig, methods=METHODS, seeds=(0, 1, 2), *, dataset=None) -> dict:
+    """``{method: [summary for each seed]}`` (trained, resumed or reused)."""
+    from selfsup import data
+    cfg = base.train
+    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    return {m: [_run(dataclasses.replace(base, train=cfg.replace(method=m, seed=s)), dataset) for s in seeds]
+            for m in methods}
+
+
+def curve_stats(summary: dict, key: str) -> dict:
+    """``start`` (before training), ``early`` (at the evaluation point after the start nearest a tenth
+    of the stream), ``area`` (mean over the
+    points after the start) and ``final`` of one run's curve ``summary[key]``."""
+    seen, acc = np.asarray(summary["seen"], float), np.asarray(summary[key], float)
+    early = 1 + int(np.argmin(np.abs(seen[1:] - seen[-1] / 10))) if len(seen) > 1 else 0
+    return {"start": float(acc[0]), "early": float(acc[early]), "area": float(acc[1:].mean()),
+            "final": float(acc[-1])}
+
+
+def table(results: dict) -> str:
+    """Markdown: one row per method (plus the untrained encoder, the curves' first point)."""
+    keys = [(k, n) for k, n in _CURVES if all(k in s for r in results.values() for s in r)]
+    head = "| method | seeds | " + " | ".join(f"{n} early | {n} area | {n} end" for _, n in keys)
+    lines = [head + " | linear end |", "|" + "---|" * (3 + 3 * len(keys))]
+    first = next(iter(results.values()))
+    init = [_cell([curve_stats(s, k)["start"] for s in first]) + " | - | -" for k, _ in keys]
+    lines.append(f"| untrained encoder | {len(first)} | " + " | ".join(init) + " | - |")
+    for m, rs in results.items():
+        cells = []
+        for k, _ in keys:
+            st = [curve_stats(s, k) for s in rs]
+            cells.append(" | ".join(_cell([x[f] for x in st]) for f in ("early", "area", "final")))
+        lin = _cell([s["final"]["linear_all"] for s in rs if "linear_all" in s.get("final", {})])
+        lines.append(f"| {m} | {len(rs)} | " + " | ".join(cells) + f" | {lin} |")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path, title: str = "") -> Path:
+    """Mean +- std (over seeds) of each curve against examples seen, one panel per classifier."""
+    from matplotlib.figure import Figure
+    keys = [(k, n) for k, n in _CURVES if all(k in s for r in results.values() for s in r)]
+    fig = Figure(figsize=(4.6 * len(keys), 3.4))
+    for ax, (k, name) in zip(fig.subplots(1, len(keys), squeeze=False)[0], keys):
+        for m, rs in results.items():
+            seen = np.asarray(rs[0]["seen"])
+            acc = np.asarray([s[k] for s in rs]) * 100
+            ax.plot(seen, acc.mean(0), marker="o", ms=3, label=f"{m} ({len(rs)} seeds)")
+            if len(rs) > 1:
+                sd = acc.std(0, ddof=1)
+                ax.fill_between(seen, acc.mean(0) - sd, acc.mean(0) + sd, alpha=0.15)
+        ax.set(xlabel="training examples seen", ylabel=f"{name} accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return Path(path)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m selfsup.continual.online_compare",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="comma-separated training seeds")
+    p.add_argument("--stream", default="iid", choices=STREAMS)
+    p.add_argument("--out-dir", default="runs/online", help="folder of the runs and of the table")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (OnlineConfig.smoke())")
+    ns = p.parse_args(argv)
+    base = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
+    base = dataclasses.replace(base, stream=ns.stream, train=base.train.replace(out_dir=ns.out_dir,
+                                                                                  progress=False))
+    methods = tuple(m for m in ns.methods.split(",") if m)
+    try:
+        if not ns.seeds or not methods:
+            raise ValueError(f"seeds={ns.seeds!r}, methods={methods!r}: give at least one of each")
+        for m in methods:
+            dataclasses.replace(base, train=base.train.replace(method=m)).validate()
+    except ValueError as e:
+        p.error(str(e))
+    results = runs(base, methods, ns.seeds)
+    out = Path(ns.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"online-{ns.stream}.json").write_text(json.dumps(results, indent=1))
+    (out / f"online-{ns.stream}.md").write_text(table(results) + "\n")
+    figure(results, out / f"online-{ns.stream}.png",
+           title=f"online, {ns.stream} stream, batch {base.train.batch_size}, one pass "
+                 f"({base.train.dataset})")
+    print(table(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
