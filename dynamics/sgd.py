@@ -87,15 +87,21 @@ def sgd_state(method: Method, state0: dict, C: jax.Array, hp: Hyper, momentum: f
     return state
 
 
-def sgd_step(method: Method, hp: Hyper, spectrum: Spectrum, lr: float, batch: int | None,
-             loss: str = "euclidean", momentum: float = 0.0):
-    """`step(state, key, k) -> state`: one SGD step on a fresh batch (or the expected moments)."""
+def _check_options(loss: str, batch: int | None, momentum: float) -> None:
+    """ValueError naming the bad value: an unknown loss, the cosine loss without sampled views, momentum
+    outside [0, 1)."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
     if loss == "cosine" and batch is None:
         raise ValueError("the cosine loss needs sampled views; allowed: batch >= 1 (not None)")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum {momentum} is out of range; allowed: 0 <= momentum < 1")
+
+
+def sgd_step(method: Method, hp: Hyper, spectrum: Spectrum, lr: float, batch: int | None,
+             loss: str = "euclidean", momentum: float = 0.0):
+    """`step(state, key, k) -> state`: one SGD step on a fresh batch (or the expected moments)."""
+    _check_options(loss, batch, momentum)
     C_exact = expected_moments(spectrum)
     dt = lr / (1.0 - momentum)
     ema = dict(method.ema)
@@ -157,12 +163,7 @@ def run_sgd(method: Method, hp: Hyper, spectrum: Spectrum, state0: dict, key, *,
                          f"n_steps={n_steps}, record_every={record_every}")
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be a positive integer or None (exact moments), got {batch}")
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
-    if loss == "cosine" and batch is None:
-        raise ValueError("the cosine loss needs sampled views; allowed: batch >= 1 (not None)")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum {momentum} is out of range; allowed: 0 <= momentum < 1")
+    _check_options(loss, batch, momentum)
     state = sgd_state(method, state0, expected_moments(spectrum), hp, momentum)
     key_spec = tuple(tuple(float(v) for v in arr) for arr in spectrum)
     n_records = n_steps // record_every

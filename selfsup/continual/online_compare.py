@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.compare import _cell
+from selfsup.continual.compare import _ints
 from selfsup.continual.online import STREAMS, OnlineConfig
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
@@ -100,13 +101,6 @@ def figure(results: dict, path, title: str = "") -> Path:
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return Path(path)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
 def main(argv=None) -> dict:
