@@ -82,6 +82,12 @@ def test_simulate_matrix_and_sgd_levels_report_modes_from_the_eigendecomposition
     (["dynamics.simulate", "--level", "reduced", "--method", "simsiam-nopred,directpred,nope"], "'nope'"),
     (["dynamics.simulate", "--method", "directpred", "--setter", "cosine"], "'cosine'"),
     (["dynamics.simulate", "--method", "simsiam", "--setter", "normalised"], "--setter normalised"),
+    (["dynamics.simulate", "--loss", "l1"], "'l1'"),
+    (["dynamics.simulate", "--loss", "cosine"], "--loss cosine"),
+    (["dynamics.simulate", "--loss", "cosine", "--level", "reduced"], "--level reduced"),
+    (["dynamics.simulate", "--loss", "cosine", "--level", "sgd", "--batch", "0"], "--batch 0"),
+    (["dynamics.simulate", "--level", "sgd", "--momentum", "1"], "--momentum 1"),
+    (["dynamics.simulate", "--level", "matrix", "--momentum", "0.9"], "--momentum"),
     (["dynamics.analyze", "--method", "simsiam-scaled", "--alpha-g", "2"], "--alpha-g"),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_value(args, needle, tmp_path):

@@ -222,21 +222,7 @@ def _simulate(*args, cwd=None):
                           cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--loss", "l1"], "'l1'"),
-    (["--loss", "cosine"], "--loss cosine"),
-    (["--loss", "cosine", "--level", "reduced"], "--level reduced"),
-    (["--loss", "cosine", "--level", "sgd", "--batch", "0"], "--batch 0"),
-    (["--level", "sgd", "--momentum", "1"], "--momentum 1"),
-    (["--level", "matrix", "--momentum", "0.9"], "--momentum"),
-])
-def test_bad_loss_or_momentum_exits_2_with_one_line(args, needle, tmp_path):
-    proc = _simulate(*args, cwd=tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], lines
-    assert "allowed" in lines[0] or "choose from" in lines[0], lines
-    assert proc.stdout == "" and not (tmp_path / "runs").exists()
+# bad --loss / --momentum input: tests/test_dynamics_cli.py (the one bad-input test of the CLIs)
 
 
 def test_simulate_sgd_cosine_with_momentum_runs_in_model_time(tmp_path):
