@@ -7,7 +7,6 @@ a bad value into such a message.
 import argparse
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -77,16 +76,6 @@ def add_output_flags(parser: argparse.ArgumentParser, parent: str, default_name:
 def run_folder(args, default_name: str) -> Path:
     """The run folder the output flags of ``add_output_flags`` name."""
     return Path(args.out) if args.out else Path(args.out_dir) / (args.name or default_name)
-
-
-def git_sha() -> str | None:
-    """The repository's HEAD commit, or None outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def print_json(obj) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from dynamics._cli import git_sha, print_json, run_folder
+from dynamics._cli import print_json, run_folder
 from dynamics.matrix_ode import require_x64
 from dynamics.phase_grid import (
     SCALED,
@@ -46,6 +46,7 @@ from dynamics.phase_grid import (
 )
 from dynamics.phase_setters import SETTER_METHODS, setter_field, surviving_modes
 from dynamics.phase_solver import solve_final
+from dynamics.provenance import provenance
 from dynamics.reduced import reduced_field, state_names
 
 
@@ -200,7 +201,8 @@ def run(cfg: PhaseConfig, out: Path, *, progress=True, plot=True, argv=()) -> di
     """Sweep into folder `out` (reusing a finished or partial sweep with the same config), write the
     npz / JSON / PNG outputs and return the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    config = {"phase": cfg.asdict(), "git_sha": git_sha(), "argv": list(argv)}
+    prov = provenance()
+    config = {"phase": cfg.asdict(), "git_sha": prov["git_sha"], "provenance": prov, "argv": list(argv)}
     saved = out / "config.json"
     resolved = json.loads(json.dumps(config))["phase"]  # tuples as lists, as read back
     same = saved.exists() and json.loads(saved.read_text())["phase"] == resolved

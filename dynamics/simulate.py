@@ -23,12 +23,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from dynamics._cli import (
     Parser,
     add_output_flags,
-    git_sha,
     number,
     number_list,
     print_json,
@@ -38,6 +37,7 @@ from dynamics._cli import (
 from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
 from dynamics.phase_setters import SETTER_METHODS
+from dynamics.provenance import provenance
 from dynamics.reduced import REDUCED_METHODS
 from dynamics.runs import SimConfig, simulate_method
 from dynamics.sgd import LOSSES
@@ -207,7 +207,9 @@ def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
     names, cfg = resolve(ap, args)
-    config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": git_sha(), "argv": sys.argv[1:]}
+    prov = provenance()
+    config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": prov["git_sha"], "provenance": prov,
+              "argv": sys.argv[1:]}
     out = _out_dir(ap, args, config)
     start = time.perf_counter()
     arrays, results = _run_all(names, cfg, out, args.json)

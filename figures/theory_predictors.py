@@ -7,7 +7,8 @@ cores the first time, seconds after).
 """
 from pathlib import Path
 
-from selfsup import theory_check, theory_plots
+from selfsup.theory import check as theory_check
+from selfsup.theory import plots as theory_plots
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ Public API
 ----------
 ``Config``: every hyper-parameter of a run (fields below, each with its help text). ``Config.smoke(**kw)``:
 a tiny variant for tests and notebooks (512 images, width-8 convnet, batch 64, 1 epoch).
-``config.validate()``: raises ``ValueError`` naming the bad value and what is allowed.
+``config.validate()``: raises ``ValueError`` naming the bad value and what is allowed; the checks run once
+per config object (``validated_once``: ``train``, ``make_step`` and ``init_state`` all call it, the work is
+done by the first), a replaced config is checked afresh.
 ``config.augment_spec()``: the ``augment.AugmentSpec`` of the config.
 ``add_flags(parser, defaults)`` / ``from_args(ns, base)``: one ``--flag`` per field of a frozen dataclass
 (bools as ``--x/--no-x``); shared by every selfsup CLI (train, bio, continual, online).
@@ -21,10 +23,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass, field
 
 from selfsup import augment, data, methods
+
+
+def validated_once(validate):
+    """Decorator for a frozen config's ``validate``: the checks run the first time it is called on an object
+    and return ``self``; later calls on the same (immutable) object return at once. A config changed with
+    ``replace`` is a new object, so it is checked again."""
+    @functools.wraps(validate)
+    def once(self):
+        if not self.__dict__.get("_validated", False):
+            validate(self)
+            object.__setattr__(self, "_validated", True)
+        return self
+    return once
 
 
 def _f(default, help: str, choices=None):
@@ -101,6 +117,7 @@ class Config:
                                    jitter=(j, j, j, j / 4), jitter_p=self.jitter_p, gray_p=self.gray_p,
                                    blur_p=self.blur_p)
 
+    @validated_once
     def validate(self) -> Config:
         def need(ok, name, allowed):
             if not ok:

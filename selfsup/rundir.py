@@ -25,9 +25,9 @@ the lock on the way out, also when the body raises.
 "provenance": provenance()}`` atomically.
 ``config_diff(saved, new, ignore=IGNORED) -> list[str]``: dotted names of the fields that differ (a field
 present on one side only differs). ``describe_diff(saved, new, names) -> str``: ``"lr: 0.1 -> 0.2, ..."``.
-``provenance() -> dict``: ``versions`` (python, jax, jaxlib, flax, optax, numpy), ``device_kind``,
-``device_count``, ``platform`` (of ``jax.devices()``), ``git_sha`` and ``git_dirty`` (``git status
---porcelain`` non-empty; both None outside a git checkout).
+``provenance() -> dict``: ``dynamics.provenance.provenance`` (shared by both packages): ``versions``
+(python, jax, jaxlib, numpy, flax, optax, diffrax, sympy, scipy), ``device_kind``, ``device_count``,
+``platform`` (of ``jax.devices()``), ``git_sha`` and ``git_dirty`` (both None outside a git checkout).
 ``RunLock(folder)``: the lock file ``folder/.lock``, created atomically (``O_CREAT | O_EXCL``) holding
 ``{"pid", "host", "started"}``; ``acquire()`` raises ``RunFolderError`` naming the holder while another live
 process holds it, and takes over a stale lock (its pid is dead on this host, or the file stayed empty for
@@ -40,13 +40,12 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
+
+from dynamics.provenance import provenance
 
 IGNORED = frozenset({"progress", "out_dir", "run_name", "git_sha", "provenance", "devices", "split"})
 MARKERS = ("config.json", "checkpoint.msgpack", "summary.json")
@@ -102,36 +101,6 @@ def describe_diff(saved: dict, new: dict, names: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- provenance
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "--no-optional-locks", *args], capture_output=True, text=True,
-                             check=True, timeout=10, cwd=Path(__file__).resolve().parent,
-                             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
-        return out.stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def provenance() -> dict:
-    """Library versions, the devices JAX runs on and the code's git state (module doc)."""
-    import jax
-    devices = jax.devices()
-    sha, status = _git("rev-parse", "HEAD"), _git("status", "--porcelain")
-    return {"versions": {"python": sys.version.split()[0],
-                         **{p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy")}},
-            "device_kind": devices[0].device_kind, "device_count": len(devices),
-            "platform": devices[0].platform,
-            "git_sha": sha.strip() if sha else None,
-            "git_dirty": bool(status.strip()) if status is not None and sha else None}
-
 
 def write_config(folder, config: dict, **extra) -> dict:
     """Write ``config.json`` (config, extra keys, git SHA, provenance) atomically; returns what it wrote."""

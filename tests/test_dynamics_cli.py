@@ -49,6 +49,10 @@ def test_simulate_reduced_json_contract(tmp_path):
     assert abs(modes[1]["p"]) < 1e-9 and modes[1]["s"] < 1e-9
     for name in ("config.json", "summary.json", "simsiam.npz", "modes.png"):
         assert (tmp_path / "run" / name).exists()
+    prov = json.loads((tmp_path / "run" / "config.json").read_text())["provenance"]  # as the trainers
+    from importlib import metadata
+    assert prov["versions"]["jax"] == metadata.version("jax") and prov["device_count"] >= 1
+    assert prov["versions"]["diffrax"] == metadata.version("diffrax") and "git_dirty" in prov
 
 
 @pytest.mark.parametrize("level", ["matrix", "sgd"])

@@ -142,6 +142,8 @@ def test_cli_json_summary_and_outputs(tmp_path):
     assert out["grid"] == [20, 40] and out["modes"] == 1 and out["counts"]["failed"] == 0
     assert out["prediction"]["max_cells_from_boundary"] <= 1 and out["prediction"]["agreement"] > 0.97
     assert out["config"]["phase"]["x"] == "wd" and "git_sha" in out["config"]
+    assert out["config"]["provenance"]["git_sha"] == out["config"]["git_sha"]
+    assert out["config"]["provenance"]["device_count"] == len(jax.devices())
     for name in ("phase.npz", "summary.json", "config.json", "phase.png"):
         assert (tmp_path / "run" / name).exists()
 

@@ -209,7 +209,7 @@ def test_output_flag_aliases_parse_to_the_same_values_in_dynamics_and_selfsup(tm
     from dynamics import phase_cli
     from dynamics import simulate as sim
     from dynamics._cli import run_folder
-    from selfsup import theory_check as tcm
+    from selfsup.theory import check as tcm
     for build, default in ((sim.build_parser, "runs/simulate"), (phase_cli.build_parser, "runs/phase")):
         ap = build()
         new, old = ap.parse_args(["--run-name", "x"]), ap.parse_args(["--name", "x"])

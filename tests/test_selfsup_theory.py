@@ -6,7 +6,7 @@ from scipy import stats
 from scipy.linalg import expm
 
 from selfsup import evaluate as ev
-from selfsup import theory_measure as tm
+from selfsup.theory import measure as tm
 
 
 def _orthogonal(d, seed):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from selfsup import data
-from selfsup import theory_check as tcm
-from selfsup.theory_run import Recorder
+from selfsup.theory import check as tcm
+from selfsup.theory.run import Recorder
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def _fake_report(seed, rng, wds=(5e-4, 0.3)):
 
 
 def test_theory_seeds_tables_are_mean_and_std_over_seeds_and_refuse_mixed_configs(tmp_path):
-    from selfsup import theory_seeds
+    from selfsup.theory import seeds as theory_seeds
     rng = np.random.default_rng(1)
     reports = [_fake_report(s, rng) for s in range(3)]
     for r in reports:
@@ -170,3 +170,23 @@ def test_one_flag_generator_parses_tuple_fields_and_the_name_alias(capsys):
     with pytest.raises(SystemExit) as e:
         tcm.main(["--smoke", "--wds", "0.1,x"])
     assert e.value.code == 2 and "comma-separated list of float" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("old", ["check", "run", "measure", "plots", "seeds"])
+def test_the_former_flat_module_paths_are_the_subpackage_modules(old):
+    import importlib
+    import sys
+    sys.modules.pop(f"selfsup.theory_{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"selfsup.theory.{old}"):
+        alias = importlib.import_module(f"selfsup.theory_{old}")
+    assert alias is importlib.import_module(f"selfsup.theory.{old}")
+
+
+@pytest.mark.parametrize("module", ["selfsup.theory", "selfsup.theory_check"])
+def test_both_cli_paths_run_the_check_and_refuse_bad_flags_in_one_line(module):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", module, "--smoke", "--wds", "0.1,x"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "comma-separated list of float" in r.stderr.strip().splitlines()[-1]

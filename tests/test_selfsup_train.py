@@ -136,6 +136,24 @@ def test_cli_help_lists_every_field_and_bad_input_exits_2_with_one_line(capsys, 
         assert e.value.code == 2 and msg in err[-1] and "Traceback" not in "\n".join(err)
 
 
+def test_a_run_checks_its_config_once_and_a_replaced_or_bad_config_afresh(tmp_path, mnist, monkeypatch):
+    from selfsup import config as config_module
+    checks = []
+    body = Config.validate.__wrapped__
+    counted = config_module.validated_once(lambda c: checks.append(c) or body(c))
+    monkeypatch.setattr(Config, "validate", counted)
+    cfg = Config.smoke(out_dir=str(tmp_path), eval_every=0)
+    train(cfg.validate(), dataset=mnist)  # the CLI validates, then train, init_state and make_step call it
+    assert len(checks) == 1
+    cfg.replace(lr=0.5).validate()
+    assert len(checks) == 2
+    bad = cfg.replace(lr=-1.0)
+    for _ in range(2):  # a failed check is not remembered as a pass
+        with pytest.raises(ValueError, match="lr=-1.0"):
+            bad.validate()
+    assert len(checks) == 4
+
+
 def test_data_parallel_step_on_two_forced_cpu_devices_matches_one_device(tmp_path, mnist):
     """Batch split over 2 devices (BN on the global batch) = the 1-device run up to reduction order."""
     cfg = _cfg(tmp_path, method="simsiam", max_images=128, log_every=1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from selfsup import augment
 from selfsup.bio import net, rules, schedules
+from selfsup.config import validated_once
 
 BIO_DATASETS = ("mnist5k", "digits", "cifar10", "cifar100")
 
@@ -80,6 +81,7 @@ class BioConfig:
         return augment.AugmentSpec(crop_scale=(self.crop_min, 1.0), flip_p=self.flip_p,
                                    jitter=(j, j, j, j / 4), jitter_p=self.jitter_p, gray_p=0.0)
 
+    @validated_once
     def validate(self) -> BioConfig:
         def need(ok, name, allowed):
             if not ok:

@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from selfsup import config, data
-from selfsup.config import Config
+from selfsup.config import Config, validated_once
 
 DEFAULT_TRAIN = Config(epochs=20, batch_size=128, eval_every=0, baselines=False, out_dir="runs/continual")
 
@@ -60,6 +60,7 @@ class ContinualConfig:
         tags = ("-cassle" if self.cassle else "") + (f"-rm{t.lam_r:g}" if t.lam_r else "")
         return t.run_name or f"{t.method}{tags}-{t.dataset}-T{self.tasks}-e{t.epochs}-s{t.seed}"
 
+    @validated_once
     def validate(self) -> ContinualConfig:
         self.train.validate()
         classes = data.NUM_CLASSES[self.train.dataset]

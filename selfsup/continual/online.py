@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from selfsup import checkpoint, data, rundir
-from selfsup.config import Config
+from selfsup.config import Config, validated_once
 from selfsup.continual import plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.continual import limit
@@ -70,6 +70,7 @@ class OnlineConfig:
         rm = f"-rm{t.lam_r:g}" if t.lam_r else ""
         return t.run_name or f"{t.method}{rm}-{t.dataset}-{self.stream}-b{t.batch_size}-s{t.seed}"
 
+    @validated_once
     def validate(self) -> OnlineConfig:
         self.train.validate()
         if self.train.epochs != 1:
