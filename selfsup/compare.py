@@ -56,7 +56,7 @@ def _check_same(cfg: Config, run: Path) -> None:
     from selfsup import rundir
     saved = json.loads((run / "config.json").read_text())
     want = dataclasses.asdict(cfg)
-    diff = rundir.config_diff({k: saved.get(k) for k in want}, want)
+    diff = rundir.config_diff({k: saved[k] for k in want if k in saved}, want)
     if diff:
         fields = rundir.describe_diff(saved, want, diff)
         raise ValueError(f"{run} was trained with a different config ({fields}): remove it or use another "

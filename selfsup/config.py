@@ -72,6 +72,9 @@ class Config:
     dp_eps: float = _f(0.1, "DirectPred / DirectCopy eps")
     dp_freq: int = _f(1, "set the DirectPred / DirectCopy predictor every freq steps")
     epochs: int = _f(40, "training epochs")
+    dtype: str = _f("float32", "compute dtype of convolutions and matmuls; bfloat16 = mixed precision: "
+                    "parameters, BN statistics, optimizer state, EMA target, F and the loss stay float32",
+                    ("float32", "bfloat16"))
     batch_size: int = _f(256, "global batch size (split over local devices)")
     optimizer: str = _f("sgd", "optimizer", ("sgd", "lars"))
     lr: float = _f(1.0, "base learning rate per 256 images (peak lr = lr * batch / 256)")

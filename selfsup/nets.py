@@ -17,6 +17,9 @@ bias-free ``p = Wp z``, stored as the flax kernel ``K = Wp^T`` (``p = z @ K``).
 ``build(config) -> Nets``: the modules a config asks for (``encoder``, ``predictor``, ``ca1`` or None).
 ``apply(module, params, stats, x, train) -> (out, new_stats)``: one call for modules with or without BN.
 
+Every module has a ``dtype`` (the compute dtype of its convolutions, matmuls and BN output; ``build`` sets
+``jnp.bfloat16`` for ``config.dtype == "bfloat16"``): parameters and BN statistics stay float32 (flax's
+``param_dtype`` and its float32 BN reductions), and ``apply`` returns float32.
 Every module takes ``train`` (BN uses batch statistics and updates its running averages, momentum 0.9 as
 PyTorch's 0.1). Under a jit whose batch is sharded over devices, BN statistics are those of the global batch.
 """
@@ -35,12 +38,13 @@ class ConvNet(nn.Module):
     """4 x (3x3 conv - BN - ReLU), widths (w, 2w, 4w, 4w), 2x2 max-pool after the 1st, 2nd and 4th conv;
     the final map (4 x 4 for 28 x 28 inputs) is flattened, so the features keep the digit's layout."""
     width: int = 16
+    dtype: Any = jnp.float32  # compute dtype (parameters stay float32)
 
     @nn.compact
     def __call__(self, x, train: bool):
         for mult, pool in ((1, True), (2, True), (4, False), (4, True)):
-            x = nn.Conv(self.width * mult, (3, 3), use_bias=False)(x)
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+            x = nn.Conv(self.width * mult, (3, 3), use_bias=False, dtype=self.dtype)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)(x))
             if pool:  # pooling, not strides: keeps every position and is cheaper to differentiate on XLA:CPU
                 x = nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
         return x.reshape(x.shape[0], -1)
@@ -50,38 +54,43 @@ class SmallConvNet(nn.Module):
     """The former default (kept as ``arch="small-gap"`` to show the effect): its global average pool over
     a 7 x 7 map of 9 x 9 receptive fields throws the digit's layout away."""
     width: int = 32
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
         for i, stride in enumerate((1, 2, 2)):
-            x = nn.Conv(self.width * 2 ** i, (3, 3), (stride, stride), use_bias=False)(x)
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+            x = nn.Conv(self.width * 2 ** i, (3, 3), (stride, stride), use_bias=False, dtype=self.dtype)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)(x))
         return x.mean((1, 2))
 
 
 class BasicBlock(nn.Module):
     width: int
     stride: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
-        bn = lambda: nn.BatchNorm(use_running_average=not train, **_BN)
-        y = nn.Conv(self.width, (3, 3), (self.stride, self.stride), use_bias=False)(x)
-        y = nn.Conv(self.width, (3, 3), use_bias=False)(nn.relu(bn()(y)))
+        bn = lambda: nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)
+        y = nn.Conv(self.width, (3, 3), (self.stride, self.stride), use_bias=False, dtype=self.dtype)(x)
+        y = nn.Conv(self.width, (3, 3), use_bias=False, dtype=self.dtype)(nn.relu(bn()(y)))
         y = bn()(y)
         if self.stride != 1 or x.shape[-1] != self.width:
-            x = bn()(nn.Conv(self.width, (1, 1), (self.stride, self.stride), use_bias=False)(x))
+            x = nn.Conv(self.width, (1, 1), (self.stride, self.stride), use_bias=False, dtype=self.dtype)(x)
+            x = bn()(x)
         return nn.relu(x + y)
 
 
 class ResNet18(nn.Module):
+    dtype: Any = jnp.float32
+
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(64, (3, 3), use_bias=False)(x)
-        x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        x = nn.Conv(64, (3, 3), use_bias=False, dtype=self.dtype)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)(x))
         for i, width in enumerate((64, 128, 256, 512)):
             for j in range(2):
-                x = BasicBlock(width, 2 if (i > 0 and j == 0) else 1)(x, train)
+                x = BasicBlock(width, 2 if (i > 0 and j == 0) else 1, self.dtype)(x, train)
         return x.mean((1, 2))
 
 
@@ -93,17 +102,19 @@ class Projector(nn.Module):
     out: int
     layers: int = 2
     style: str = "simsiam"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
         byol = self.style == "byol"
         for _ in range(self.layers - 1):
-            x = nn.Dense(self.hidden, use_bias=byol)(x)
-            x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+            x = nn.Dense(self.hidden, use_bias=byol, dtype=self.dtype)(x)
+            x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)(x))
         if byol:
-            return nn.Dense(self.out, bias_init=_uniform_bias(x.shape[-1]))(x)
-        x = nn.Dense(self.out, use_bias=False)(x)
-        return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, **_BN)(x)
+            return nn.Dense(self.out, bias_init=_uniform_bias(x.shape[-1]), dtype=self.dtype)(x)
+        x = nn.Dense(self.out, use_bias=False, dtype=self.dtype)(x)
+        return nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, dtype=self.dtype,
+                            **_BN)(x)
 
 
 def _uniform_bias(fan_in: int):
@@ -115,22 +126,24 @@ def _uniform_bias(fan_in: int):
 class Predictor(nn.Module):
     hidden: int
     out: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Dense(self.hidden, use_bias=False)(x)
-        x = nn.relu(nn.BatchNorm(use_running_average=not train, **_BN)(x))
+        x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, dtype=self.dtype, **_BN)(x))
         # A zero bias (flax's default) makes p exactly 0 for a sample whose hidden ReLUs are all off, and the
         # cosine loss's gradient 1/|p| then explodes; the reference (PyTorch) code has a random bias.
-        return nn.Dense(self.out, bias_init=_uniform_bias(self.hidden))(x)
+        return nn.Dense(self.out, bias_init=_uniform_bias(self.hidden), dtype=self.dtype)(x)
 
 
 class LinearPredictor(nn.Module):
     out: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
-        return nn.Dense(self.out, use_bias=False)(x)
+        return nn.Dense(self.out, use_bias=False, dtype=self.dtype)(x)
 
 
 class Encoder(nn.Module):
@@ -155,22 +168,33 @@ def build(config: Any, *, linear_predictor: bool = False, ca1: bool = False,
     if projector is None:
         from selfsup import methods  # the registry knows each method's projector
         projector = methods.METHODS[config.method].projector
-    backbone = {"resnet18": ResNet18, "small-gap": lambda: SmallConvNet(config.width),
-                "small": lambda: ConvNet(config.width)}[config.arch]()
-    enc = Encoder(backbone, Projector(config.proj_hidden, config.proj_dim, config.proj_layers, projector))
+    dt = compute_dtype(config)
+    backbone = {"resnet18": lambda: ResNet18(dt), "small-gap": lambda: SmallConvNet(config.width, dt),
+                "small": lambda: ConvNet(config.width, dt)}[config.arch]()
+    proj = Projector(config.proj_hidden, config.proj_dim, config.proj_layers, projector, dt)
     hidden = config.pred_hidden or max(1, config.proj_dim // 4)
     linear = linear_predictor or config.predictor == "linear"
-    pred = LinearPredictor(config.proj_dim) if linear else Predictor(hidden, config.proj_dim)
-    return Nets(enc, pred, Predictor(hidden, config.proj_dim) if ca1 else None)
+    pred = LinearPredictor(config.proj_dim, dt) if linear else Predictor(hidden, config.proj_dim, dt)
+    return Nets(Encoder(backbone, proj), pred, Predictor(hidden, config.proj_dim, dt) if ca1 else None)
+
+
+def compute_dtype(config: Any):
+    """``jnp.bfloat16`` for ``config.dtype == "bfloat16"`` (mixed precision), else ``jnp.float32``."""
+    return jnp.bfloat16 if getattr(config, "dtype", "float32") == "bfloat16" else jnp.float32
 
 
 def apply(module: nn.Module, params, stats, x, train: bool):
-    """Run ``module`` on ``x``; returns ``(output, new_batch_stats)`` ({} for modules without BN)."""
+    """Run ``module`` on ``x``; returns ``(output, new_batch_stats)`` ({} for modules without BN). Outputs
+    are float32 whatever the compute dtype, so losses, F and the EMA target never see bfloat16."""
     variables = {"params": params, **({"batch_stats": stats} if stats else {})}
     if not train or not stats:
-        return module.apply(variables, x, train), stats
+        return _f32(module.apply(variables, x, train)), stats
     out, upd = module.apply(variables, x, train, mutable=["batch_stats"])
-    return out, upd["batch_stats"]
+    return _f32(out), upd["batch_stats"]
+
+
+def _f32(tree):
+    return jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if a.dtype == jnp.bfloat16 else a, tree)
 
 
 def feature_dim(config: Any, image_shape=(28, 28, 1)) -> int:

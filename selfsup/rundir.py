@@ -24,7 +24,9 @@ the lock on the way out, also when the body raises.
 ``write_config(folder, config, **extra)``: writes ``config.json`` = ``{**config, **extra, "git_sha": ...,
 "provenance": provenance()}`` atomically.
 ``config_diff(saved, new, ignore=IGNORED) -> list[str]``: dotted names of the fields that differ (a field
-present on one side only differs). ``describe_diff(saved, new, names) -> str``: ``"lr: 0.1 -> 0.2, ..."``.
+present on one side only differs, except a field added later, ``ADDED_FIELDS``, missing from an older run's
+config and at its recorded default in the new one).
+``describe_diff(saved, new, names) -> str``: ``"lr: 0.1 -> 0.2, ..."``.
 ``provenance() -> dict``: ``dynamics.provenance.provenance`` (shared by both packages): ``versions``
 (python, jax, jaxlib, numpy, flax, optax, diffrax, sympy, scipy), ``device_kind``, ``device_count``,
 ``platform`` (of ``jax.devices()``), ``git_sha`` and ``git_dirty`` (both None outside a git checkout).
@@ -65,8 +67,14 @@ def _plain(x):
     return json.loads(json.dumps(x))
 
 
+# Fields added to a config after runs were recorded, with the value those older runs implicitly had: a saved
+# config that lacks one is read as having that value (so adding a field does not orphan finished runs).
+ADDED_FIELDS = {"dtype": "float32"}
+
+
 def config_diff(saved: dict, new: dict, ignore=IGNORED) -> list[str]:
-    """Dotted names of the fields of ``saved`` and ``new`` that differ, ``ignore`` left out at any depth."""
+    """Dotted names of the fields of ``saved`` and ``new`` that differ, ``ignore`` left out at any depth; a
+    field of ``ADDED_FIELDS`` missing from ``saved`` counts as its recorded default."""
     ignore = frozenset(ignore)
     out: list[str] = []
 
@@ -75,6 +83,8 @@ def config_diff(saved: dict, new: dict, ignore=IGNORED) -> list[str]:
             if k in ignore:
                 continue
             name = f"{prefix}{k}"
+            if k not in a and k in ADDED_FIELDS and b.get(k) == ADDED_FIELDS[k]:
+                continue
             if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
                 walk(a[k], b[k], name + ".")
             elif k not in a or k not in b or a[k] != b[k]:

@@ -224,3 +224,11 @@ def test_output_flag_aliases_parse_to_the_same_values_in_dynamics_and_selfsup(tm
         tcm.main(["--smoke", "--out-dir", str(tmp_path), flag, "s1"])
     assert seen[0] == seen[1] and seen[0].name == "s1"
     assert "alias, kept for one release" in " ".join(sim.build_parser().format_help().split())
+
+
+def test_a_field_added_later_does_not_orphan_runs_recorded_without_it():
+    new = {"lr": 0.1, "dtype": "float32", "train": {"dtype": "float32", "epochs": 3}}
+    old = {"lr": 0.1, "train": {"epochs": 3}}  # written before `dtype` existed
+    assert rundir.config_diff(old, new) == []
+    assert rundir.config_diff(old, {**new, "dtype": "bfloat16"}) == ["dtype"]  # not the recorded default
+    assert rundir.config_diff({**old, "dtype": "bfloat16"}, new) == ["dtype"]
