@@ -4,9 +4,13 @@ Modules (import what you need; nothing heavy runs at import time):
 
 - `dynamics.moments`     data / augmentation second moments, the default anisotropic spectrum, sampling.
 - `dynamics.methods`     methods as data: expected losses (terms), trained matrices, EMA targets, setters.
-- `dynamics.matrix_ode`  matrix vector field by autodiff of the expected loss; diffrax float64 solve.
+- `dynamics.matrix_ode`  matrix vector field by autodiff of the expected loss; float64 solve (`dynamics.ode`).
 - `dynamics.sgd`         SGD on sampled data (or exact batch moments) in `lax.scan`.
 - `dynamics.reduced`     per-mode systems derived with sympy from the same losses; vmappable integrator.
 - `dynamics.analysis`    fixed points, Jacobians, stability, `collapse_wd`.
-- `python -m dynamics.analyze`, `python -m dynamics.simulate`: the command-line entry points.
+- `dynamics.ode`         lean Dormand-Prince 5(4) for one pytree, saving at given times (the matrix solve).
+- `dynamics.phase_solver` batched Bogacki-Shampine for phase sweeps: settled rows stop, the rest compact.
+- `dynamics.phase`, `phase_grid`, `phase_setters`, `phase_plot`, `phase_cli`: collapse phase diagrams.
+- `dynamics.provenance`  versions, devices and git state written beside every run (both packages).
+- `python -m dynamics.analyze`, `python -m dynamics.simulate`, `python -m dynamics.phase`: the command lines.
 """

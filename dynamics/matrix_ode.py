@@ -13,18 +13,18 @@ Public API
 - `aligned_state(method, Q, w, p, g=None, tau=1.0, tau_m=1.0)`: W = Q diag(w), Wp = Q diag(p) Q^T, ...
 - `full_mats(method, state, C, hp)`: the state plus the set predictor of a setter method.
 - `vector_field(method, hp, C)`: `f(t, state, args) -> dstate/dt` (pure, jittable).
-- `solve(method, hp, C, state0, ts, *, rtol=1e-10, atol=1e-12)`: diffrax Tsit5 in float64; dict of
-  trajectories with a leading time axis.
+- `solve(method, hp, C, state0, ts, *, rtol=1e-10, atol=1e-12)`: Dormand-Prince 5(4) in float64
+  (`dynamics.ode`); dict of trajectories with a leading time axis.
 - `mode_summary(method, state, C, hp)`: per-mode `s` (eigenvalues of W W^T, descending), `p`, `g` (Rayleigh
   quotients of Wp, Wg on those eigenvectors).
 """
 from functools import partial
 
-import diffrax
 import jax
 import jax.numpy as jnp
 
 from dynamics.methods import RATES, Hyper, Method, expected_loss, predictor_input_correlation, set_predictor
+from dynamics.ode import solve_saved
 
 
 def require_x64() -> None:
@@ -86,21 +86,26 @@ def vector_field(method: Method, hp: Hyper, C: jax.Array):
     return field
 
 
-@partial(jax.jit, static_argnames=("method", "hp", "rtol", "atol", "max_steps"))
+@partial(jax.jit, static_argnames=("method", "hp"))
 def _solve(method, hp, C, state0, ts, rtol, atol, max_steps):
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field(method, hp, C)), diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None,
-        y0=state0, saveat=diffrax.SaveAt(ts=ts), max_steps=max_steps,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol))
-    return sol.ys
+    return solve_saved(vector_field(method, hp, C), state0, ts, rtol=rtol, atol=atol, max_steps=max_steps)
 
 
 def solve(method: Method, hp: Hyper, C, state0: dict, ts, *, rtol=1e-10, atol=1e-12, max_steps=1_000_000):
-    """Integrate the matrix ODE from `state0` at `ts[0]`, saving at `ts` (T,); float64 only.
-    Returns a dict of (T, ...) trajectories (a setter method's `Wp` is recomputed by `full_mats`)."""
+    """Integrate the matrix ODE from `state0` at `ts[0]`, saving at `ts` (T,); float64 only
+    (`dynamics.ode.solve_saved`: Dormand-Prince 5(4)). Returns a dict of (T, ...) trajectories (a setter
+    method's `Wp` is recomputed by `full_mats`); raises RuntimeError naming the time reached if the state
+    went non-finite or `max_steps` ran out first."""
     require_x64()
     state0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), state0)
-    return _solve(method, hp, jnp.asarray(C), state0, jnp.asarray(ts, jnp.float64), rtol, atol, max_steps)
+    ts = jnp.asarray(ts, jnp.float64)
+    ys, reached, steps = _solve(method, hp, jnp.asarray(C), state0, ts, rtol, atol, max_steps)
+    reached = int(reached)
+    if reached < ts.shape[0]:
+        raise RuntimeError(f"{method.name}: the matrix ODE stopped after {int(steps)} steps (max_steps="
+                           f"{max_steps}) at save time {reached - 1} (t = {float(ts[reached - 1]):g}) of "
+                           f"{ts.shape[0]}: the state went non-finite or max_steps ran out")
+    return ys
 
 
 def mode_summary(method: Method, state: dict, C: jax.Array, hp: Hyper) -> dict:
