@@ -12,14 +12,13 @@ Public API: ``compare(base, methods, seeds, root) -> dict`` and ``table(results)
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from selfsup.config import Config, add_flags, from_args, run_cli
+from selfsup.config import Config, Parser, add_flags, from_args, run_cli
 
 SIX = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
 FIELDS = ("linear_acc", "linear_acc_10pc", "knn_acc_k20", "knn_acc_k200")
@@ -83,7 +82,7 @@ def table(rows: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0])
     add_flags(p)
     p.add_argument("--methods", default=",".join(SIX), help="comma-separated methods")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")

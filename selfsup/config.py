@@ -10,6 +10,8 @@ done by the first), a replaced config is checked afresh.
 ``config.augment_spec()``: the ``augment.AugmentSpec`` of the config.
 ``add_flags(parser, defaults)`` / ``from_args(ns, base)``: one ``--flag`` per field of a frozen dataclass
 (bools as ``--x/--no-x``); shared by every selfsup CLI (train, bio, continual, online).
+``Parser``: the ``argparse.ArgumentParser`` every selfsup CLI uses: a bad flag exits 2 with one line
+``prog: error: message`` (no usage block), as in dynamics.
 ``run_cli(parser, fn)``: runs a CLI's body with the shared exit codes (2: bad input, 1: non-finite loss).
 ``PRESETS`` / ``preset(name, **overrides)`` / ``presets_help()``: named recipes (``--preset simsiam-cifar10``,
 the SimSiam paper's CIFAR recipe; ``byol-cifar10``, BYOL with LARS; ``mnist5k``, the default), each meant for
@@ -27,6 +29,7 @@ import functools
 import sys
 from dataclasses import dataclass, field
 
+from dynamics._cli import Parser as Parser  # one-line errors, exit 2 (re-exported: shared with dynamics)
 from selfsup import augment, data, methods
 
 

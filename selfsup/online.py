@@ -8,17 +8,16 @@ another run (``selfsup.rundir``) and a corrupt checkpoint exit with status 2 and
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 
 def main(argv=None) -> dict:
     from selfsup import rundir
-    from selfsup.config import run_cli
+    from selfsup.config import Parser, run_cli
     from selfsup.continual.config import parse
     from selfsup.continual.online import OnlineConfig, run_online
-    parser = argparse.ArgumentParser(prog="python -m selfsup.online",
-                                     description="Online self-supervised learning: one pass over a stream.")
+    parser = Parser(prog="python -m selfsup.online",
+                    description="Online self-supervised learning: one pass over a stream.")
     rundir.add_cli_flags(parser, resume_help="continue from the last evaluation point")
     ns, oc = parse(parser, argv, OnlineConfig)
     oc = run_cli(parser, oc.validate)

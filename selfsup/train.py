@@ -39,7 +39,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from selfsup import checkpoint, data, rundir
 from selfsup import evaluate as ev
-from selfsup.config import PRESETS, Config, add_flags, from_args, preset, presets_help, run_cli
+from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset, presets_help, run_cli
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
 
 __all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
@@ -197,9 +197,9 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m selfsup.train", description=__doc__.split("\n")[0],
-                                     epilog=presets_help(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m selfsup.train", description=__doc__.split("\n")[0],
+                    epilog=presets_help(),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(parser)
     parser.add_argument("--smoke", action="store_true", help="start from the tiny Config.smoke() preset")
     parser.add_argument("--preset", default="", help=f"start from a named recipe, one of {sorted(PRESETS)} "

@@ -267,3 +267,17 @@ def test_summary_reports_every_score_and_both_baselines_from_the_same_split(tmp_
     want = ref.fit(px(digits.x_train), digits.y_train).score(px(digits.x_test), digits.y_test)
     assert saved["baselines"]["pixels"]["knn_acc_k20"] == pytest.approx(want, abs=2 / len(digits.y_test))
     assert saved["baselines"]["pixels"]["linear_acc"] > 0.9  # digits are linearly separable in pixels
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("selfsup.train", ["--dtype", "float16"]), ("selfsup.train", ["--arch", "vgg"]),
+    ("selfsup.compare", ["--dataset", "nope"]), ("selfsup.online", ["--dataset", "nope"]),
+    ("selfsup.continual.__main__", ["--dataset", "nope"]), ("selfsup.continual.compare", ["--dataset", "nope"]),
+    ("selfsup.continual.online_compare", ["--dataset", "nope"]), ("selfsup.bio.__main__", ["--dataset", "nope"]),
+    ("selfsup.theory.check", ["--dataset", "nope"]), ("selfsup.theory.seeds", ["--nope"])])
+def test_every_selfsup_cli_rejects_a_bad_flag_with_exit_2_and_one_line(module, argv, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("python -m selfsup"), err

@@ -15,7 +15,6 @@ Bad flags, a folder holding another run and a corrupt checkpoint exit with statu
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -28,7 +27,7 @@ from selfsup import data, rundir
 from selfsup.bio import rules, schedules
 from selfsup.bio import train as bio_train
 from selfsup.bio.config import BioConfig
-from selfsup.config import add_flags, from_args, run_cli
+from selfsup.config import Parser, add_flags, from_args, run_cli
 
 # Tang, Yang & Amit 2022: pretrain CIFAR-100, linear evaluation on CIFAR-10, 6-layer CNN
 # (docs/methods.md section 5).
@@ -144,7 +143,7 @@ def _names(parser, text: str, allowed, flag: str) -> tuple[str, ...]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m selfsup.bio", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m selfsup.bio", description=__doc__.split("\n")[0])
     add_flags(parser, BioConfig())
     parser.add_argument("--smoke", action="store_true", help="start from the tiny BioConfig.smoke() preset")
     rundir.add_cli_flags(parser)

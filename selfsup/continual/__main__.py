@@ -7,18 +7,17 @@ line.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 from selfsup import rundir
-from selfsup.config import run_cli
+from selfsup.config import Parser, run_cli
 from selfsup.continual.config import ContinualConfig, parse
 
 
 def main(argv=None) -> dict:
     from selfsup.continual.continual import run_continual
-    parser = argparse.ArgumentParser(prog="python -m selfsup.continual",
-                                     description="Class-incremental continual self-supervised learning.")
+    parser = Parser(prog="python -m selfsup.continual",
+                    description="Class-incremental continual self-supervised learning.")
     rundir.add_cli_flags(parser, resume_help="continue after the last finished task")
     ns, cc = parse(parser, argv, ContinualConfig)
     cc = run_cli(parser, cc.validate)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.compare import _cell
+from selfsup.config import Parser
 from selfsup.continual.config import ContinualConfig
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
@@ -148,8 +149,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m selfsup.continual.compare",
-                                     description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m selfsup.continual.compare",
+                    description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--residual", default=",".join(RESIDUAL),
                         help="methods also run with residual momentum (comma-separated; '' for none)")

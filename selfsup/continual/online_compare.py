@@ -17,7 +17,6 @@ and ``table(results) -> str``.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.compare import _cell
+from selfsup.config import Parser
 from selfsup.continual.compare import _ints
 from selfsup.continual.online import STREAMS, OnlineConfig
 
@@ -104,8 +104,8 @@ def figure(results: dict, path, title: str = "") -> Path:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m selfsup.continual.online_compare",
-                                description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m selfsup.continual.online_compare",
+               description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="comma-separated training seeds")
     p.add_argument("--stream", default="iid", choices=STREAMS)

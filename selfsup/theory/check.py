@@ -44,7 +44,7 @@ import numpy as np
 
 from selfsup import data, rundir
 from selfsup import methods as registry
-from selfsup.config import Config, add_flags, from_args, run_cli, validated_once
+from selfsup.config import Config, Parser, add_flags, from_args, run_cli, validated_once
 from selfsup.theory import measure as tm
 from selfsup.theory.run import run_point, save_npz
 
@@ -239,8 +239,8 @@ def load_arrays(tc: TheoryConfig) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m selfsup.theory",
-                                     description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m selfsup.theory",
+                    description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true",
                         help="start from the tiny TheoryConfig.smoke() preset (its values: --smoke --help)")
     pre = argparse.ArgumentParser(add_help=False)

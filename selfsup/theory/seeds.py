@@ -15,13 +15,13 @@ predicted threshold per seed); ``markdown(reports) -> str``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from selfsup.compare import _cell
+from selfsup.config import Parser
 
 POINT_FIELDS = (("align_weighted_final", "F-weighted alignment", 1.0),
                 ("align_mean_final", "mean alignment", 1.0), ("asym_final", "asymmetry", 1.0),
@@ -90,7 +90,7 @@ def markdown(reports) -> str:
 
 
 def main(argv=None) -> str:
-    p = argparse.ArgumentParser(prog="python -m selfsup.theory.seeds", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m selfsup.theory.seeds", description=__doc__.split("\n")[0])
     p.add_argument("--names", default="s0,s1,s2", help="comma-separated theory-check runs (one per seed)")
     p.add_argument("--out-dir", default="runs/theory_check", help="their parent folder")
     ns = p.parse_args(argv)

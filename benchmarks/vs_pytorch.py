@@ -1,0 +1,117 @@
+"""The default small-ConvNet SimSiam step in selfsup (JAX) against a PyTorch implementation of the same net.
+
+    pip install -e ".[bench]"                  # torch (CPU wheels), only for this benchmark
+    python benchmarks/vs_pytorch.py [--batch-sizes 64,256] [--steps 20]
+
+Each implementation runs in its own process (so their thread pools do not compete), on the same shapes:
+mnist5k-sized 28x28x1 uint8 images, the default `ConvNet` (width 16: 4 x (3x3 conv - BN - ReLU), 2x2
+max-pools after the 1st, 2nd and 4th, the 4x4 map flattened), SimSiam's projector 512 -> 128 (final BN
+without affine) and predictor 128 -> 32 -> 128, symmetric negative cosine with stop-gradient, SGD momentum 0.9
+with weight decay 5e-4. The PyTorch side is this file's own reference implementation (`TorchSimSiam`); it
+gets two views of random floats and no augmentation, while the selfsup step includes its on-device
+augmentations (crop, jitter) of both views, so the comparison favours PyTorch slightly. Prints ms per step
+for both and the ratio (PyTorch time / selfsup time: above 1 means selfsup is faster).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def _torch_step_ms(batch: int, steps: int) -> float:
+    import torch
+    from torch import nn
+    torch.set_num_threads(os.cpu_count() or 1)
+    w = 16
+
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    backbone = nn.Sequential(*block(1, w), nn.MaxPool2d(2, ceil_mode=True), *block(w, 2 * w),
+                             nn.MaxPool2d(2, ceil_mode=True), *block(2 * w, 4 * w), *block(4 * w, 4 * w),
+                             nn.MaxPool2d(2, ceil_mode=True), nn.Flatten())
+    feat = 4 * w * 4 * 4
+    projector = nn.Sequential(nn.Linear(feat, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                              nn.Linear(512, 128, bias=False), nn.BatchNorm1d(128, affine=False))
+    predictor = nn.Sequential(nn.Linear(128, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(inplace=True),
+                              nn.Linear(32, 128))
+    model = nn.ModuleDict({"backbone": backbone, "projector": projector, "predictor": predictor})
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    cos = nn.CosineSimilarity(dim=1)
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.rand(batch, 1, 28, 28, generator=g) for _ in range(2))
+
+    def step():
+        z1, z2 = projector(backbone(x1)), projector(backbone(x2))
+        p1, p2 = predictor(z1), predictor(z2)
+        loss = -(cos(p1, z2.detach()).mean() + cos(p2, z1.detach()).mean()) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    return 1e3 * (time.perf_counter() - t0) / steps
+
+
+def _jax_step_ms(batch: int, steps: int) -> float:
+    import jax
+    import numpy as np
+
+    from selfsup import data
+    from selfsup.config import Config
+    from selfsup.step import init_state, make_step
+    cfg = Config(method="simsiam", batch_size=batch, epochs=1, progress=False)
+    info = data.DataInfo("mnist5k", (28, 28, 1), 10, batch * (steps + 4), (0.5,), (0.25,))
+    state = init_state(cfg, jax.random.key(0), info)
+    step = make_step(cfg, info)
+    images = jax.device_put(np.random.default_rng(0).integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8))
+    key = jax.random.key(1)
+    for i in range(3):
+        state, m = step(state, images, jax.random.fold_in(key, i))
+    jax.block_until_ready(m)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        state, m = step(state, images, jax.random.fold_in(key, 10 + i))
+    jax.block_until_ready((state, m))
+    return 1e3 * (time.perf_counter() - t0) / steps
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch-sizes", default="64,256")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--impl", choices=["torch", "jax"], help=argparse.SUPPRESS)  # one process per side
+    ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.impl:
+        fn = _torch_step_ms if a.impl == "torch" else _jax_step_ms
+        print(json.dumps({"ms": fn(a.batch, a.steps)}))
+        return []
+    try:
+        sizes = [int(b) for b in a.batch_sizes.split(",")]
+    except ValueError:
+        ap.error(f"--batch-sizes {a.batch_sizes!r} is invalid: must be comma-separated integers")
+    rows = []
+    print(f"{'batch':>6}{'PyTorch ms':>12}{'selfsup ms':>12}{'ratio':>8}")
+    for b in sizes:
+        ms = {}
+        for impl in ("torch", "jax"):
+            out = subprocess.run([sys.executable, __file__, "--impl", impl, "--batch", str(b), "--steps",
+                                  str(a.steps)], capture_output=True, text=True, check=True)
+            ms[impl] = json.loads(out.stdout.strip().splitlines()[-1])["ms"]
+        rows.append({"batch": b, "torch_ms": ms["torch"], "selfsup_ms": ms["jax"],
+                     "ratio": ms["torch"] / ms["jax"]})
+        print(f"{b:>6}{ms['torch']:>12.1f}{ms['jax']:>12.1f}{ms['torch'] / ms['jax']:>7.2f}x", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
