@@ -8,7 +8,9 @@ Public API (the state and step live in ``selfsup.step`` and are re-exported here
 key ``fold_in(key(seed), s)``. ``on_step(s, state, metrics)`` is called after every step (copy what you
 keep: the next step donates ``state``). Every ``log_every`` steps the mean metrics go to ``log`` (a callable
 taking a dict) and the loss is checked: NaN/inf raises ``NonFiniteLossError`` naming the step range.
-``stats``: images/s after the first step, and that first step's time (compile + run).
+``stats``: images/s after the first step, and that first step's time (compile + run). With ``resident``
+(a ``ResidentData``, which ``train`` makes when the images fit: ``place``) the permutation, batch gather and
+step keys run on device and the epoch makes no host-to-device copy; the batches and keys are the same.
 ``train(config, *, dataset=None, resume=False, overwrite=False, on_step=None, on_epoch=None) -> (state,
 summary)``: the run, on all local devices (the batch is split with ``jax.sharding``). Writes to
 ``<out_dir>/<name>/``: ``config.json`` (resolved config, git SHA and ``selfsup.rundir.provenance``: library
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -43,7 +46,7 @@ from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
 
 __all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
-           "steps_per_epoch", "train", "train_epoch"]
+           "steps_per_epoch", "train", "train_epoch", "ResidentData", "place"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -73,19 +76,24 @@ def flush_metrics(buf: list, first: int, last: int, epoch: int, log) -> None:
         log({"epoch": epoch, "step": last, **record})
 
 
-def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=None, on_step=None, log=None):
+def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=None, on_step=None, log=None,
+                resident=None):
     info = dataset.info
     spe, bs = steps_per_epoch(config, info), config.batch_size
     n = min(dataset.n_ssl, config.max_images) if config.max_images else dataset.n_ssl
-    key = jax.random.key(config.seed)
-    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
-    s0 = int(state.step)
+    s0 = int(jax.device_get(state.step))
+    if resident is not None:  # order, batch gather and step keys on device: no host -> device copy per step
+        feed = resident.epoch(epoch, s0, spe)
+    else:
+        key = jax.random.key(config.seed)
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
+        feed = ((_put(dataset.ssl_images(np.sort(order[i * bs:(i + 1) * bs])), mesh, PartitionSpec("data")),
+                 jax.random.fold_in(key, s0 + i)) for i in range(spe))
     buf, first, t0, t_first = [], s0, time.perf_counter(), 0.0
     bar = _progress(config, spe, epoch)
-    for i in range(spe):
+    for i, (images, step_key) in enumerate(feed):
         s = s0 + i
-        images = _put(dataset.ssl_images(np.sort(order[i * bs:(i + 1) * bs])), mesh, PartitionSpec("data"))
-        state, metrics = step_fn(state, images, jax.random.fold_in(key, s))
+        state, metrics = step_fn(state, images, step_key)
         if i == 0:
             jax.block_until_ready(metrics)
             t_first, t0 = time.perf_counter() - t0, time.perf_counter()
@@ -94,13 +102,61 @@ def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=Non
         buf.append(metrics)
         if len(buf) == config.log_every or i == spe - 1:
             flush_metrics(buf, first, s, epoch, log)
-            bar.set_postfix(loss=f"{float(buf[-1]['loss']):.4f}")
+            bar.set_postfix(loss=f"{float(jax.device_get(buf[-1]['loss'])):.4f}")
             buf, first = [], s + 1
         bar.update(1)
     jax.block_until_ready(state)
     bar.close()
     dt = time.perf_counter() - t0
     return state, {"images_per_s": (spe - 1) * bs / dt if spe > 1 else math.nan, "first_step_s": t_first}
+
+
+class ResidentData:
+    """The uint8 self-supervised training images, put on the devices once (replicated on each: mnist5k is
+    3 MB, CIFAR-10 150 MB) with one jitted function that gathers a batch, so an epoch makes no host-to-device
+    copy: each epoch's permutation, every batch's (sorted) indices and every step's key
+    ``fold_in(key(seed), step)`` are computed on device, exactly as the streaming path computes them on the
+    host (the two give identical batches and keys; tested). ``place(dataset, config, mesh)`` decides."""
+
+    def __init__(self, images: np.ndarray, n: int, batch: int, seed: int, mesh):
+        rep = NamedSharding(mesh, PartitionSpec()) if mesh is not None else None
+        self.images = jax.device_put(images[:n], rep) if rep is not None else jax.device_put(images[:n])
+        self.n, self.batch, self.key = n, batch, jax.random.key(seed)
+        out = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
+        self._gather = jax.jit(self._gather_fn, out_shardings=(out, None, None))
+        self._prepare = jax.jit(self._prepare_fn, static_argnums=2)
+
+    def _prepare_fn(self, key, offs, steps):
+        order = jax.random.permutation(jax.random.fold_in(key, offs[0]), self.n)
+        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(offs[1] + jnp.arange(steps, dtype=jnp.uint32))
+        return order, keys
+
+    def _gather_fn(self, images, order, keys, i):
+        idx = jnp.sort(jax.lax.dynamic_slice(order, (i * self.batch,), (self.batch,)))
+        return images[idx], keys[i], i + 1
+
+    def epoch(self, epoch: int, s0: int, steps: int):
+        """Yield ``(images, key)`` for the ``steps`` steps of ``epoch`` starting at global step ``s0``."""
+        offs = jax.device_put(np.array([10**6 + epoch, s0], np.uint32))  # explicit, once an epoch
+        order, keys = self._prepare(self.key, offs, steps)
+        i = jax.device_put(np.int32(0))
+        for _ in range(steps):
+            images, step_key, i = self._gather(self.images, order, keys, i)
+            yield images, step_key
+
+
+def place(dataset, config: Config, mesh) -> tuple[ResidentData | None, str]:
+    """``(ResidentData or None, "device" | "host")``: the training images go on the devices when they take
+    at most a quarter of the smallest device memory (where the backend reports it; 4 GiB otherwise), else
+    batches stream from the host (STL-10 with its unlabeled images); there the copy of the next batch
+    overlaps the running step, since JAX dispatches steps asynchronously."""
+    n = min(dataset.n_ssl, config.max_images) if config.max_images else dataset.n_ssl
+    nbytes = n * int(np.prod(dataset.info.image_shape))
+    limits = [d.memory_stats().get("bytes_limit") for d in jax.devices() if d.memory_stats()]  # GPU, TPU
+    budget = min(limits) // 4 if limits and all(limits) else 4 * 2**30
+    if nbytes > budget or dataset.x_unlabeled is not None:
+        return None, "host"
+    return ResidentData(dataset.x_train, n, config.batch_size, config.seed, mesh), "device"
 
 
 def _progress(config: Config, total: int, epoch: int):
@@ -172,10 +228,11 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
     log = metrics_log(run / "metrics.jsonl", start)
     state = _put(state, mesh, PartitionSpec())
     step_fn = make_step(config, info, mesh=mesh)
+    resident, placement = place(dataset, config, mesh)
     speed, t_run = [], time.perf_counter()
     for epoch in range(start, config.epochs):
         state, stats = train_epoch(state, step_fn, dataset, config, epoch, mesh=mesh, on_step=on_step,
-                                   log=log)
+                                   log=log, resident=resident)
         speed.append(stats)
         record = {"epoch": epoch, "kind": "epoch", **stats}
         if config.eval_every and (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
@@ -191,7 +248,8 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
                   if config.baselines else {}),
                "images_per_s": float(np.nanmean([s["images_per_s"] for s in speed])) if speed else math.nan,
                "first_step_s": speed[0]["first_step_s"] if speed else math.nan,
-               "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "run_dir": str(run)}
+               "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "data_placement": placement,
+               "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     return state, summary
 

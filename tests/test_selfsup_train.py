@@ -262,6 +262,7 @@ def test_summary_reports_every_score_and_both_baselines_from_the_same_split(tmp_
     fields = ("knn_acc", "knn_acc_k20", "knn_acc_k200", "linear_acc", "linear_acc_10pc")
     for scores in (saved, saved["baselines"]["random_init"], saved["baselines"]["pixels"]):
         assert all(0.0 <= scores[f] <= 1.0 for f in fields), scores
+    assert saved["data_placement"] == "device"  # 1437 8x8 digits fit: ResidentData, no per-step copies
     px = lambda x: ((x.reshape(len(x), -1) / 255.0 - digits.mean[0]) / digits.std[0])
     ref = KNeighborsClassifier(n_neighbors=20, metric="cosine", weights=lambda d: np.exp((1 - d) / cfg.knn_t))
     want = ref.fit(px(digits.x_train), digits.y_train).score(px(digits.x_test), digits.y_test)
@@ -269,15 +270,45 @@ def test_summary_reports_every_score_and_both_baselines_from_the_same_split(tmp_
     assert saved["baselines"]["pixels"]["linear_acc"] > 0.9  # digits are linearly separable in pixels
 
 
+_BAD_DATASET = ["--dataset", "nope"]
+
+
 @pytest.mark.parametrize("module, argv", [
-    ("selfsup.train", ["--dtype", "float16"]), ("selfsup.train", ["--arch", "vgg"]),
-    ("selfsup.compare", ["--dataset", "nope"]), ("selfsup.online", ["--dataset", "nope"]),
-    ("selfsup.continual.__main__", ["--dataset", "nope"]), ("selfsup.continual.compare", ["--dataset", "nope"]),
-    ("selfsup.continual.online_compare", ["--dataset", "nope"]), ("selfsup.bio.__main__", ["--dataset", "nope"]),
-    ("selfsup.theory.check", ["--dataset", "nope"]), ("selfsup.theory.seeds", ["--nope"])])
+    ("selfsup.train", ["--dtype", "float16"]),
+    ("selfsup.train", ["--arch", "vgg"]),
+    ("selfsup.compare", _BAD_DATASET),
+    ("selfsup.online", _BAD_DATASET),
+    ("selfsup.continual.__main__", _BAD_DATASET),
+    ("selfsup.continual.compare", _BAD_DATASET),
+    ("selfsup.continual.online_compare", _BAD_DATASET),
+    ("selfsup.bio.__main__", _BAD_DATASET),
+    ("selfsup.theory.check", _BAD_DATASET),
+    ("selfsup.theory.seeds", ["--nope"]),
+])
 def test_every_selfsup_cli_rejects_a_bad_flag_with_exit_2_and_one_line(module, argv, capsys):
     import importlib
     with pytest.raises(SystemExit) as e:
         importlib.import_module(module).main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and err[0].startswith("python -m selfsup"), err
+
+
+def test_resident_data_gives_the_streaming_epoch_exactly_and_copies_nothing_to_the_device(tmp_path, mnist):
+    from selfsup.train import ResidentData, place, train_epoch
+    cfg = _cfg(tmp_path, method="byol", log_every=2)
+    step = make_step(cfg, mnist.info)
+    resident, where = place(mnist, cfg, None)
+    assert where == "device" and isinstance(resident, ResidentData)
+    out = []
+    for feed in (None, resident):
+        st = init_state(cfg, jax.random.key(0), mnist.info)
+        if feed is not None:
+            jax.block_until_ready(st)
+            with jax.transfer_guard("disallow"):
+                st, _ = train_epoch(st, step, mnist, cfg, 1, resident=feed, log=lambda r: None)
+        else:
+            st, _ = train_epoch(st, step, mnist, cfg, 1, log=lambda r: None)
+        out.append(jax.device_get(st))
+    for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1])):
+        np.testing.assert_array_equal(a, b)  # same batches, same keys, same order of operations
+    assert int(out[1].step) == cfg.max_images // cfg.batch_size
