@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-_LUMA = jnp.array([0.299, 0.587, 0.114])
+_LUMA = (0.299, 0.587, 0.114)  # a tuple, not a jnp array: importing must not start the JAX backend
 
 
 class AugmentSpec(NamedTuple):
@@ -56,7 +56,9 @@ def random_resized_crop(img, key, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
 
 def grayscale(img):
     """ITU-R 601 luma replicated over the three channels (identity for one channel)."""
-    return img if img.shape[-1] == 1 else jnp.broadcast_to(img @ _LUMA[:, None], img.shape)
+    if img.shape[-1] == 1:
+        return img
+    return jnp.broadcast_to(img @ jnp.asarray(_LUMA, img.dtype)[:, None], img.shape)
 
 
 def rgb_to_hsv(rgb):

@@ -13,8 +13,8 @@ theory check's root folder go through ``open_run``, so they share one policy:
 
 The comparison leaves out ``IGNORED``: config fields that do not change results (``progress``, ``out_dir``,
 ``run_name``, at any depth of a nested config) and what the trainers write beside the config
-(``git_sha``, ``provenance``, ``devices``, ``split``); configs are compared as JSON would store them (tuples
-equal lists).
+(``git_sha``, ``provenance``, ``devices``, ``processes``, ``split``); configs are compared as JSON would
+store them (tuples equal lists).
 
 Public API
 ----------
@@ -49,7 +49,8 @@ from pathlib import Path
 
 from dynamics.provenance import provenance
 
-IGNORED = frozenset({"progress", "out_dir", "run_name", "git_sha", "provenance", "devices", "split"})
+IGNORED = frozenset({"progress", "out_dir", "run_name", "git_sha", "provenance", "devices", "processes",
+                     "split"})
 MARKERS = ("config.json", "checkpoint.msgpack", "summary.json")
 LOCK_NAME = ".lock"
 EMPTY_LOCK_S = 60.0

@@ -152,7 +152,7 @@ def place(dataset, config: Config, mesh) -> tuple[ResidentData | None, str]:
     overlaps the running step, since JAX dispatches steps asynchronously."""
     n = min(dataset.n_ssl, config.max_images) if config.max_images else dataset.n_ssl
     nbytes = n * int(np.prod(dataset.info.image_shape))
-    limits = [d.memory_stats().get("bytes_limit") for d in jax.devices() if d.memory_stats()]  # GPU, TPU
+    limits = [d.memory_stats().get("bytes_limit") for d in jax.local_devices() if d.memory_stats()]
     budget = min(limits) // 4 if limits and all(limits) else 4 * 2**30
     if nbytes > budget or dataset.x_unlabeled is not None:
         return None, "host"
@@ -196,6 +196,8 @@ def train(config: Config, *, dataset=None, resume: bool = False, overwrite: bool
     if config.batch_size % mesh.size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices")
     run = Path(config.out_dir) / config.name
+    if jax.process_index() != 0:  # --distributed: process 0 owns the run folder; the others only read it
+        return _train(config, run, mesh, dataset, resume, on_step, on_epoch, write=False)
     with rundir.open_run(run, dataclasses.asdict(config), resume=resume, overwrite=overwrite):
         return _train(config, run, mesh, dataset, resume, on_step, on_epoch)
 
@@ -216,7 +218,7 @@ def resume_meta(ckpt: Path, state, config: dict, *, resume: bool):
     return state, meta
 
 
-def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch):
+def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch, write: bool = True):
     dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.data_seed,
                                    unlabeled=config.stl10_unlabeled)
     info = dataset.info
@@ -224,8 +226,9 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
     state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed), info),
                               dataclasses.asdict(config), resume=resume)
     start = int(meta["epochs_done"]) if meta else 0
-    rundir.write_config(run, dataclasses.asdict(config), devices=mesh.size)
-    log = metrics_log(run / "metrics.jsonl", start)
+    if write:
+        rundir.write_config(run, dataclasses.asdict(config), devices=mesh.size, processes=jax.process_count())
+    log = metrics_log(run / "metrics.jsonl", start) if write else (lambda record: None)
     state = _put(state, mesh, PartitionSpec())
     step_fn = make_step(config, info, mesh=mesh)
     resident, placement = place(dataset, config, mesh)
@@ -238,7 +241,8 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
         if config.eval_every and (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
             record.update(_evaluate(config, info, state, dataset))
         log(record)
-        checkpoint.save(ckpt, state, {"epochs_done": epoch + 1, "config": dataclasses.asdict(config)})
+        if write:
+            checkpoint.save(ckpt, state, {"epochs_done": epoch + 1, "config": dataclasses.asdict(config)})
         if on_epoch is not None:
             on_epoch(epoch, state, record)
     summary = {"method": config.method, "dataset": config.dataset, "arch": config.arch,
@@ -248,9 +252,10 @@ def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_e
                   if config.baselines else {}),
                "images_per_s": float(np.nanmean([s["images_per_s"] for s in speed])) if speed else math.nan,
                "first_step_s": speed[0]["first_step_s"] if speed else math.nan,
-               "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "data_placement": placement,
-               "run_dir": str(run)}
-    (run / "summary.json").write_text(json.dumps(summary, indent=1))
+               "wall_s": time.perf_counter() - t_run, "devices": mesh.size, "processes": jax.process_count(),
+               "data_placement": placement, "run_dir": str(run)}
+    if write:
+        (run / "summary.json").write_text(json.dumps(summary, indent=1))
     return state, summary
 
 
@@ -263,7 +268,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--preset", default="", help=f"start from a named recipe, one of {sorted(PRESETS)} "
                         "(listed below)")
     rundir.add_cli_flags(parser)
+    parser.add_argument("--distributed", action="store_true",
+                        help="multi-process run: jax.distributed.initialize() (SLURM, TPU pod, or "
+                             "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); process 0 "
+                             "writes")
     ns = parser.parse_args(argv)
+    if ns.distributed:
+        from selfsup import distributed
+        run_cli(parser, distributed.initialize)
 
     def resolve():
         if ns.smoke and ns.preset:

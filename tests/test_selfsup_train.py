@@ -312,3 +312,57 @@ def test_resident_data_gives_the_streaming_epoch_exactly_and_copies_nothing_to_t
     for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1])):
         np.testing.assert_array_equal(a, b)  # same batches, same keys, same order of operations
     assert int(out[1].step) == cfg.max_images // cfg.batch_size
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_exactly_as_one_process_with_two_devices(tmp_path):
+    """--distributed with two local CPU processes (gloo collectives) against one process with two forced
+    devices: the same global batches, BN statistics of the global batch, the same parameters after the run
+    (to float tolerance: only the reduction order differs); process 0 alone writes the folder."""
+    from flax import serialization
+    args = [sys.executable, "-m", "selfsup.train", "--smoke", "--out-dir", str(tmp_path), "--no-progress"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    one = subprocess.run([*args, "--run-name", "one"], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert one.returncode == 0, one.stderr[-2000:]
+    dist = {**env, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}", "JAX_NUM_PROCESSES": "2"}
+    procs = [subprocess.Popen([*args, "--run-name", "two", "--distributed"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**dist, "JAX_PROCESS_ID": str(i)}) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    load = lambda name: serialization.msgpack_restore((tmp_path / name / "checkpoint.msgpack").read_bytes())
+    a, b = load("one"), load("two")
+    leaves_a, leaves_b = jax.tree.leaves(a["state"]), jax.tree.leaves(b["state"])
+    assert len(leaves_a) == len(leaves_b) > 10
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_allclose(np.asarray(y, np.float64), np.asarray(x, np.float64), rtol=1e-4, atol=1e-5)
+    saved = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert saved["processes"] == 2 and saved["devices"] == 2
+    assert json.loads(outs[1][0].strip().splitlines()[-1])["processes"] == 2  # process 1 ran, wrote nothing
+
+
+def test_distributed_without_a_coordinator_exits_2_naming_the_missing_variables(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COORDINATOR", "JAX_NUM_PROC",
+                                                                   "JAX_PROCESS_ID", "SLURM_", "TPU_"))}
+    proc = subprocess.run([sys.executable, "-m", "selfsup.train", "--smoke", "--distributed", "--out-dir",
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1, err
+    assert "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID" in err[0]
+
+
+def test_importing_the_packages_does_not_start_the_jax_backend():
+    # jax.distributed.initialize() must come first (--distributed), so no module may compute at import
+    code = ("from jax._src import xla_bridge\n"
+            "import selfsup.train, selfsup.continual.continual, selfsup.bio.train\n"
+            "import selfsup.theory.check, dynamics.simulate, dynamics.phase\n"
+            "print(xla_bridge.backends_are_initialized())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-1000:]
