@@ -9,7 +9,7 @@ Modules (import what you need; nothing heavy runs at import time):
 - `dynamics.reduced`     per-mode systems derived with sympy from the same losses; vmappable integrator.
 - `dynamics.analysis`    fixed points, Jacobians, stability, `collapse_wd`.
 - `dynamics.ode`         lean Dormand-Prince 5(4) for one pytree, saving at given times (the matrix solve).
-- `dynamics.phase_solver` batched Bogacki-Shampine for phase sweeps: settled rows stop, the rest compact.
+- `dynamics.phase_solver` batched Bogacki-Shampine for phase sweeps (final states only).
 - `dynamics.phase`, `phase_grid`, `phase_setters`, `phase_plot`, `phase_cli`: collapse phase diagrams.
 - `dynamics.provenance`  versions, devices and git state written beside every run (both packages).
 - `python -m dynamics.analyze`, `python -m dynamics.simulate`, `python -m dynamics.phase`: the command lines.

@@ -86,7 +86,7 @@ def _solve_rows(cfg: PhaseConfig, y0, params, t_max, checkpoint, progress):
         rows = np.minimum(np.arange(k * chunk, (k + 1) * chunk), n_rows - 1)  # pad with the last row
         take = lambda a, rows=rows: put(np.asarray(a)[rows]) if np.ndim(a) else a
         y, steps, ok = solve_final(field, take(y0), jax.tree_util.tree_map(take, params), t_max,
-                                   rtol=cfg.rtol, atol=cfg.atol, settle=cfg.method not in SETTER_METHODS)
+                                   rtol=cfg.rtol, atol=cfg.atol)
         keep = slice(k * chunk, min((k + 1) * chunk, n_rows))
         n = keep.stop - keep.start
         for key, a in (("final", y), ("steps", steps), ("ok", ok)):
