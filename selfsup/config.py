@@ -18,7 +18,7 @@ the SimSiam paper's CIFAR recipe; ``byol-cifar10``, BYOL with LARS; ``mnist5k``,
 the datasets it names (another dataset is refused).
 
 Defaults are the mnist5k CPU regime (README: "A default that learns"): the 4-conv net keeping a 4 x 4 map,
-no flip, crop scale (0.5, 1), batch 256, lr 1.0, 40 epochs, BYOL-family EMA from 0.9, kNN k = 20; the CIFAR
+no flip, crop scale (0.5, 1), batch 256, lr 1.0, 60 epochs, BYOL-family EMA from 0.9, kNN k = 20; the CIFAR
 recipes are presets.
 """
 from __future__ import annotations
@@ -68,13 +68,13 @@ class Config:
     predictor: str = _f("mlp", "predictor h (DirectPred/DirectCopy always use linear)", ("mlp", "linear"))
     lam: float = _f(1.0, "PhiNet / X-PhiNet weight of the CA1 (clean-view) loss")
     ema_m0: float = _f(0.9, "BYOL / DirectPred / DirectCopy: initial EMA momentum, cosine-scheduled to 1 "
-                       "(0.9 for 600-step CPU runs; the papers' 0.99 / 0.996 are for 100k+ steps: presets)")
+                       "(0.9 for 900-step CPU runs; the papers' 0.99 / 0.996 are for 100k+ steps: presets)")
     mem_beta: float = _f(0.99, "X-PhiNet: constant EMA rate of the momentum encoder (the authors' beta)")
     lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
     dp_rho: float = _f(0.3, "EMA rate rho of the correlation F of the predictor input")
     dp_eps: float = _f(0.1, "DirectPred / DirectCopy eps")
     dp_freq: int = _f(1, "set the DirectPred / DirectCopy predictor every freq steps")
-    epochs: int = _f(40, "training epochs")
+    epochs: int = _f(60, "training epochs")
     dtype: str = _f("float32", "compute dtype of convolutions and matmuls; bfloat16 = mixed precision: "
                     "parameters, BN statistics, optimizer state, EMA target, F and the loss stay float32",
                     ("float32", "bfloat16"))
