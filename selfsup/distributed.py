@@ -36,7 +36,7 @@ def initialize() -> dict:
         missing = [k for k, v in given.items() if not v]
         raise ValueError(f"--distributed found no coordinator: set {', '.join(missing)} (or run under SLURM "
                          "with several tasks, or on a Cloud TPU pod)")
-    if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or cluster is None and not _has_accelerator():
+    if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or (cluster is None and not _has_accelerator()):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if cluster is None:
         try:

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from selfsup import checkpoint, data, rundir
+from selfsup import checkpoint, data, distributed, rundir
 from selfsup import evaluate as ev
 from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset, presets_help, run_cli
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
@@ -119,8 +119,7 @@ class ResidentData:
     host (the two give identical batches and keys; tested). ``place(dataset, config, mesh)`` decides."""
 
     def __init__(self, images: np.ndarray, n: int, batch: int, seed: int, mesh):
-        rep = NamedSharding(mesh, PartitionSpec()) if mesh is not None else None
-        self.images = jax.device_put(images[:n], rep) if rep is not None else jax.device_put(images[:n])
+        self.images = _put(images[:n], mesh, PartitionSpec())
         self.n, self.batch, self.key = n, batch, jax.random.key(seed)
         out = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
         self._gather = jax.jit(self._gather_fn, out_shardings=(out, None, None))
@@ -196,7 +195,7 @@ def train(config: Config, *, dataset=None, resume: bool = False, overwrite: bool
     if config.batch_size % mesh.size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {mesh.size} devices")
     run = Path(config.out_dir) / config.name
-    if jax.process_index() != 0:  # --distributed: process 0 owns the run folder; the others only read it
+    if not distributed.is_main():  # --distributed: process 0 owns the run folder; the others only read it
         return _train(config, run, mesh, dataset, resume, on_step, on_epoch, write=False)
     with rundir.open_run(run, dataclasses.asdict(config), resume=resume, overwrite=overwrite):
         return _train(config, run, mesh, dataset, resume, on_step, on_epoch)
@@ -274,7 +273,6 @@ def main(argv=None) -> dict:
                              "writes")
     ns = parser.parse_args(argv)
     if ns.distributed:
-        from selfsup import distributed
         run_cli(parser, distributed.initialize)
 
     def resolve():
