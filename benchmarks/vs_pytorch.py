@@ -62,26 +62,10 @@ def _torch_step_ms(batch: int, steps: int) -> float:
 
 
 def _jax_step_ms(batch: int, steps: int) -> float:
-    import jax
-    import numpy as np
-
-    from selfsup import data
-    from selfsup.config import Config
-    from selfsup.step import init_state, make_step
-    cfg = Config(method="simsiam", batch_size=batch, epochs=1, progress=False)
-    info = data.DataInfo("mnist5k", (28, 28, 1), 10, batch * (steps + 4), (0.5,), (0.25,))
-    state = init_state(cfg, jax.random.key(0), info)
-    step = make_step(cfg, info)
-    images = jax.device_put(np.random.default_rng(0).integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8))
-    key = jax.random.key(1)
-    for i in range(3):
-        state, m = step(state, images, jax.random.fold_in(key, i))
-    jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        state, m = step(state, images, jax.random.fold_in(key, 10 + i))
-    jax.block_until_ready((state, m))
-    return 1e3 * (time.perf_counter() - t0) / steps
+    """The default ConvNet SimSiam step, timed by train_speed.measure (augmentations included)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train_speed import measure
+    return 1e3 * measure("simsiam", "small", batch, steps)["step_s"]
 
 
 def main(argv=None) -> list[dict]:
