@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from selfsup import data, methods, nets
 from selfsup.config import Config
@@ -86,6 +87,18 @@ def test_cifar_resnet18_has_the_reference_parameter_count():
     x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
     out = jax.eval_shape(lambda v, x: nets.ResNet18().apply(v, x, False), shapes, x)
     assert out.shape == (2, 512)
+
+
+@pytest.mark.parametrize("shape", [(3, 28, 28, 4), (2, 7, 7, 3), (2, 5, 6, 2)])
+def test_max_pool2_matches_flax_max_pool_in_values_and_gradient(shape):
+    """The slice-based pool of the default ConvNet equals flax's reduce_window pool (SAME, ceil(n / 2)
+    outputs) exactly, and so does its gradient on tie-free inputs (random floats)."""
+    x = jax.random.normal(jax.random.key(1), shape)
+    ref = lambda x: nn.max_pool(x, (2, 2), (2, 2), padding="SAME")  # noqa: E731
+    np.testing.assert_array_equal(nets.max_pool2(x), ref(x))
+    w = jax.random.normal(jax.random.key(2), ref(x).shape)
+    grad = jax.grad(lambda x, f: (f(x) * w).sum())
+    np.testing.assert_array_equal(grad(x, nets.max_pool2), grad(x, ref))
 
 
 def test_heads_shapes_and_bias_free_linear_predictor():
