@@ -18,7 +18,7 @@ the SimSiam paper's CIFAR recipe; ``byol-cifar10``, BYOL with LARS; ``mnist5k``,
 the datasets it names (another dataset is refused).
 
 Defaults are the mnist5k CPU regime (README: "A default that learns"): the 4-conv net keeping a 4 x 4 map,
-no flip, crop scale (0.5, 1), batch 256, lr 1.0, 60 epochs, BYOL-family EMA from 0.9, kNN k = 20; the CIFAR
+no flip, crop scale (0.5, 1), batch 256, lr 1.0, 80 epochs, BYOL-family EMA from 0.9, kNN k = 20; the CIFAR
 recipes are presets.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Config:
     dp_rho: float = _f(0.3, "EMA rate rho of the correlation F of the predictor input")
     dp_eps: float = _f(0.1, "DirectPred / DirectCopy eps")
     dp_freq: int = _f(1, "set the DirectPred / DirectCopy predictor every freq steps")
-    epochs: int = _f(60, "training epochs")
+    epochs: int = _f(80, "training epochs")
     dtype: str = _f("float32", "compute dtype of convolutions and matmuls; bfloat16 = mixed precision: "
                     "parameters, BN statistics, optimizer state, EMA target, F and the loss stay float32",
                     ("float32", "bfloat16"))
