@@ -180,6 +180,21 @@ def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp
     assert sorted({r["task"] for r in steps}) == [0, 1]
 
 
+def test_tasks_train_from_device_resident_images_with_the_same_result_as_host_streaming(tmp_path, small,
+                                                                                         monkeypatch):
+    """Each task's images go on the device once (``selfsup.train.place``); the batches and keys are those of
+    the host-streaming path, so the accuracy matrix is bit-identical to a run forced onto the host."""
+    from selfsup.continual import continual
+    placed = []
+    real_place = continual.place
+    monkeypatch.setattr(continual, "place", lambda *a: placed.append(real_place(*a)[1]) or real_place(*a))
+    device = run_continual(_cc(out_dir=str(tmp_path / "device")), dataset=small)
+    assert placed == ["device", "device"]  # one placement per task
+    monkeypatch.setattr(continual, "place", lambda *a: (None, "host"))
+    host = run_continual(_cc(out_dir=str(tmp_path / "host")), dataset=small)
+    assert device["final_all"] == host["final_all"] and device["knn"]["R"] == host["knn"]["R"]
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["--tasks", "11"], "tasks=11"),
     (["--method", "simsiam", "--lam-r", "1"], "no momentum encoder"),

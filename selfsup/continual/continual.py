@@ -37,7 +37,7 @@ from selfsup.continual import step as cstep
 from selfsup.continual.config import ContinualConfig
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import metrics_log, resume_meta, train_epoch
+from selfsup.train import metrics_log, place, resume_meta, train_epoch
 
 
 class TaskData(NamedTuple):
@@ -51,6 +51,12 @@ class TaskData(NamedTuple):
 
     def ssl_images(self, idx):
         return self.images[idx]
+
+    @property
+    def x_train(self) -> np.ndarray:  # what ``selfsup.train.place`` puts on the devices
+        return self.images
+
+    x_unlabeled = None
 
 
 def limit(dataset: data.Dataset, max_images: int) -> data.Dataset:
@@ -85,9 +91,10 @@ def _train_task(state, cc, task_data, t, key, log, bar):
     step = cstep.make_step(cfg, task_data.info, lam_d=lam_d, distill_hidden=cc.distill_hidden)
     fn = lambda st, images, k: step(st, extra, images, jax.random.fold_in(k, t))
     quiet = cfg.replace(progress=False)
+    resident, _ = place(task_data, quiet, None)  # the task's images on the device once, as selfsup.train
     for e in range(cfg.epochs):
         state, _ = train_epoch(state, fn, task_data, quiet, t * cfg.epochs + e,
-                               log=lambda r: log({"task": t, **r}))
+                               log=lambda r: log({"task": t, **r}), resident=resident)
         bar.update(1)
     return _networks(state)
 
