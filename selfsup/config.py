@@ -68,7 +68,7 @@ class Config:
     predictor: str = _f("mlp", "predictor h (DirectPred/DirectCopy always use linear)", ("mlp", "linear"))
     lam: float = _f(1.0, "PhiNet / X-PhiNet weight of the CA1 (clean-view) loss")
     ema_m0: float = _f(0.9, "BYOL / DirectPred / DirectCopy: initial EMA momentum, cosine-scheduled to 1 "
-                       "(0.9 for 900-step CPU runs; the papers' 0.99 / 0.996 are for 100k+ steps: presets)")
+                       "(0.9 for ~1000-step CPU runs; the papers' 0.99 / 0.996 are for 100k+ steps: presets)")
     mem_beta: float = _f(0.99, "X-PhiNet: constant EMA rate of the momentum encoder (the authors' beta)")
     lam_r: float = _f(0.0, "residual momentum weight lam_r (methods with a momentum encoder)")
     dp_rho: float = _f(0.3, "EMA rate rho of the correlation F of the predictor input")

@@ -38,12 +38,11 @@ def max_pool2(x):
     """2 x 2 max-pool with stride 2 and SAME padding (odd sizes padded at the end, ``ceil(n / 2)`` outputs):
     the values of ``nn.max_pool(x, (2, 2), (2, 2), padding="SAME")``, as the maximum of four strided slices.
 
-    Why: XLA:CPU differentiates ``reduce_window`` max with a select-and-scatter that costs several times the
-    forward pass; the gradient of ``maximum`` is elementwise. On 2 cores the pool's backward is about 10x
-    faster and the default ConvNet SimSiam step about 1.6x (B = 64) to 1.5x (B = 256) faster
-    (``benchmarks/vs_pytorch.py``). The gradients agree except at exact ties inside a window, which
-    ``maximum`` splits evenly where select-and-scatter picks one; after a ReLU the only ties are zeros, whose
-    gradient the ReLU discards anyway."""
+    Why: XLA:CPU differentiates ``reduce_window`` max with a select-and-scatter (2 cores, a (256, 28, 28, 16)
+    map: forward + gradient 45.8 ms, forward alone 0.6 ms); the gradient of ``maximum`` is elementwise
+    (4.6 ms). The default ConvNet SimSiam step gets about 1.5x faster (``benchmarks/vs_pytorch.py``). The
+    gradients agree except at exact ties inside a window, which ``maximum`` splits evenly where
+    select-and-scatter picks one; after a ReLU the only ties are zeros, whose gradient the ReLU discards."""
     h, w = x.shape[1], x.shape[2]
     if h % 2 or w % 2:
         x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)

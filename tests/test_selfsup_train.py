@@ -225,15 +225,14 @@ def _below_bar(seed0: str, mean: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["simsiam", "byol", "directcopy",
-                                    pytest.param("phinet", marks=_below_bar("92.9", "92.8 +- 0.3")),
-                                    pytest.param("xphinet", marks=_below_bar("91.8", "91.7 +- 0.7")),
-                                    pytest.param("directpred", marks=_below_bar("92.4", "93.1 +- 0.7"))])
+@pytest.mark.parametrize("method", ["simsiam", "byol", "directpred", "directcopy", "xphinet",
+                                    pytest.param("phinet", marks=_below_bar("93.0", "92.5 +- 0.5"))])
 def test_default_run_beats_both_baselines_by_10_points_with_10_labels_per_class(tmp_path_factory, mnist,
                                                                                 method):
     """The issue's few-label bar: linear_acc_10pc >= max(pixels, random init) + 0.10, on the seed-0 run.
-    At 60 epochs SimSiam (93.0), BYOL (93.2) and DirectCopy (94.5) clear it at seed 0; DirectPred clears it
-    on the 3-seed mean only; PhiNet and X-PhiNet miss it (xfail, not strict)."""
+    At 80 epochs seed 0: SimSiam 94.1, BYOL 93.8, DirectPred 95.2, DirectCopy 95.7 (README), X-PhiNet 93.1
+    (its 3-seed mean 93.1 +- 0.7 clears the bar by 0.1). PhiNet's seed 0 reaches 93.0 (random init 83.0, so
+    the bar is met to the rounding) but its mean 92.5 +- 0.5 misses it: xfail, not strict."""
     s = _default_run(tmp_path_factory, mnist, method)
     rnd, pix = s["baselines"]["random_init"], s["baselines"]["pixels"]
     assert s["linear_acc_10pc"] >= max(pix["linear_acc_10pc"], rnd["linear_acc_10pc"]) + 0.10 - 1e-9, s
