@@ -7,7 +7,8 @@ pool; feature size 4w (the former default, ``arch="small-gap"``).
 ``ResNet18()``: the CIFAR ResNet-18 (3x3 stride-1 stem, no max-pool, BasicBlocks 2-2-2-2 with widths
 64-128-256-512, global average pool); 11,168,832 parameters, feature size 512.
 ``ConvNet(width)``: the default CPU backbone, 4 x (3x3 conv - BN - ReLU) with 2x2 max-pools, the final 4 x 4
-map flattened (features keep the digit's layout: 16 * 4w for 28 x 28 inputs).
+map flattened (features keep the digit's layout: 16 * 4w for 28 x 28 inputs); its pool is ``max_pool2(x)``
+(flax's SAME 2 x 2 max-pool as four strided slices: the same values, a cheaper gradient on XLA:CPU).
 ``Projector(hidden, out, layers)``: (layers - 1) x (Linear - BN - ReLU), then Linear - BN without affine
 (SimSiam's reference code); ``style="byol"``: the same blocks with biases, then a plain Linear (BYOL).
 ``Predictor(hidden, out)``: the bottleneck MLP Linear - BN - ReLU - Linear (bias initialised as in PyTorch,

@@ -185,9 +185,13 @@ def test_tasks_train_from_device_resident_images_with_the_same_result_as_host_st
     """Each task's images go on the device once (``selfsup.train.place``); the batches and keys are those of
     the host-streaming path, so the accuracy matrix is bit-identical to a run forced onto the host."""
     from selfsup.continual import continual
-    placed = []
-    real_place = continual.place
-    monkeypatch.setattr(continual, "place", lambda *a: placed.append(real_place(*a)[1]) or real_place(*a))
+    placed, real_place = [], continual.place
+
+    def recording_place(*args):
+        resident, where = real_place(*args)
+        placed.append(where)
+        return resident, where
+    monkeypatch.setattr(continual, "place", recording_place)
     device = run_continual(_cc(out_dir=str(tmp_path / "device")), dataset=small)
     assert placed == ["device", "device"]  # one placement per task
     monkeypatch.setattr(continual, "place", lambda *a: (None, "host"))
