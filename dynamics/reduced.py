@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import sympy as sp
 
 from dynamics.methods import RATES, get_method
 
@@ -44,15 +45,8 @@ class Params(NamedTuple):
     tau: float = 1.0
 
 
-@functools.cache
-def _params_symbols() -> dict:
-    """The sympy symbols of `Params` (built on first use: sympy and diffrax are imported lazily, so that
-    `dynamics.simulate` and the matrix-level code do not pay for them)."""
-    import sympy as sp
-
-    symbols = {name: sp.Symbol(name, real=True) for name in Params._fields}
-    symbols["tau"] = sp.Symbol("tau_fixed", positive=True)
-    return symbols
+_P = {name: sp.Symbol(name, real=True) for name in Params._fields}
+_P["tau"] = sp.Symbol("tau_fixed", positive=True)
 
 
 def state_names(name: str) -> tuple:
@@ -70,18 +64,12 @@ def _method(name: str):
 
 def _expectation(expr, x0, n1, n2):
     """E of a quadratic form in x0 ~ (0, lambda_j), n1, n2 ~ (0, sigma2), independent."""
-    import sympy as sp
-
-    _P = _params_symbols()
     moment = {(2, 0, 0): _P["lambda_j"], (0, 2, 0): _P["sigma2"], (0, 0, 2): _P["sigma2"]}
     poly = sp.Poly(sp.expand(expr), x0, n1, n2)
     return sum(coeff * moment.get(monom, 0) for monom, coeff in poly.terms())
 
 
 def _scalar_loss(method, sym, targets):
-    import sympy as sp
-
-    _P = _params_symbols()
     x0, n1, n2 = sp.symbols("x0 n1 n2", real=True)
     views = {0: x0, 1: x0 + n1, 2: x0 + n2}
     loss = 0
@@ -98,9 +86,6 @@ def _scalar_loss(method, sym, targets):
 @functools.cache
 def derive(name: str) -> dict:
     """Symbolic per-mode right-hand sides `{state: d state/dt}` of method `name` (sympy expressions)."""
-    import sympy as sp
-
-    _P = _params_symbols()
     method = _method(name)
     w, s = sp.Symbol("w", positive=True), sp.Symbol("s", positive=True)
     sym = {"W": w, **{m: sp.Symbol(v, real=True) for m, v in _SCALAR.items()}}
@@ -122,9 +107,6 @@ def derive(name: str) -> dict:
 @functools.cache
 def reduced_field(name: str):
     """`f(y, params) -> dy/dt` for y (n_states,) in `state_names(name)` order and a `Params`."""
-    import sympy as sp
-
-    _P = _params_symbols()
     names = state_names(name)
     exprs = derive(name)
     args = [sp.Symbol("s", positive=True) if n == "s" else sp.Symbol(n, real=True) for n in names]
@@ -142,7 +124,7 @@ def reduced_field(name: str):
 def integrate(name: str, y0, params: Params, ts, *, rtol=1e-9, atol=1e-12, max_steps=200_000):
     """Solve the reduced ODE from y0 at ts[0], saving at ts (T,); returns (T, n_states). Vmappable over
     y0, params and ts (use float64: `jax.enable_x64(True)`)."""
-    import diffrax
+    import diffrax  # here, not at the top: dynamics.simulate and the phase sweeps never need it
 
     field = reduced_field(name)
     sol = diffrax.diffeqsolve(
