@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from dynamics import jit_cache
 from dynamics._cli import print_json, run_folder
 from dynamics.matrix_ode import require_x64
 from dynamics.phase_grid import (
@@ -59,6 +60,9 @@ def default_t_max(cfg: PhaseConfig, values: dict) -> float:
     return float(np.clip(200.0 / max(thr.min(), 1e-12), 1e3, 1e5))
 
 
+SLOTS = 1024  # rows integrated at once inside a chunk (phase_solver: a finished row's slot takes the next)
+
+
 def _sharding():
     devices = jax.devices()
     return None if len(devices) == 1 else NamedSharding(Mesh(np.array(devices), ("grid",)),
@@ -86,7 +90,8 @@ def _solve_rows(cfg: PhaseConfig, y0, params, t_max, checkpoint, progress):
         rows = np.minimum(np.arange(k * chunk, (k + 1) * chunk), n_rows - 1)  # pad with the last row
         take = lambda a, rows=rows: put(np.asarray(a)[rows]) if np.ndim(a) else a
         y, steps, ok = solve_final(field, take(y0), jax.tree_util.tree_map(take, params), t_max,
-                                   rtol=cfg.rtol, atol=cfg.atol)
+                                   rtol=cfg.rtol, atol=cfg.atol, settle=cfg.method not in SETTER_METHODS,
+                                   slots=min(SLOTS, chunk))
         keep = slice(k * chunk, min((k + 1) * chunk, n_rows))
         n = keep.stop - keep.start
         for key, a in (("final", y), ("steps", steps), ("ok", ok)):
@@ -235,6 +240,7 @@ def main(argv=None) -> None:
 
     ap = build_parser()
     args = ap.parse_args(argv)
+    jit_cache.enable()
     cfg = resolve(ap, args)
     out = run_folder(args, f"{cfg.method}_{cfg.x}_{cfg.y}")
     summary = run(cfg, out, progress=not args.json, plot=not args.no_plot,

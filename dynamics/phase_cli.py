@@ -5,7 +5,7 @@ Flags: `--method`, `--x` / `--y` (axis names of `phase_grid.AXES`), `--x-range l
 parameter not swept (`--wd 0.05 --sigma2 0.5 --alpha-p 1 --alpha-g 1 --lam 1 --beta 0.4 --tau 1 --p0 0.5
 --s0 p0^2/alpha_p --g0 0.5`), the spectrum (`--lambdas` list, or `--exponent a --modes n` for
 `l_j = j^-a`; an `exponent` axis implies `--modes 8` unless given), the solver (`--t-max`, `--s-tol 1e-6`,
-`--rtol 1e-6`, `--atol 1e-10`, `--chunk 4096`, `--eps 0.01` and `--setter equivariant|normalised` for the
+`--rtol 1e-6`, `--atol 1e-10`, `--chunk 16384`, `--eps 0.01` and `--setter equivariant|normalised` for the
 setters) and outputs (`--out-dir` runs/phase, `--run-name`; old spellings `--name`, `--out` kept for one
 release; `--json`, `--no-plot`).
 """
@@ -44,7 +44,7 @@ def build_parser() -> Parser:
     add("--s-tol", type=number(0.0, strict=True), default=1e-6, help="collapse: s below this (1e-6)")
     add("--rtol", type=number(0.0, strict=True), default=1e-6, help="solver relative tolerance (1e-6)")
     add("--atol", type=number(0.0, strict=True), default=1e-10, help="solver absolute tolerance (1e-10)")
-    add("--chunk", type=number(1, integer=True), default=4096, help="rows per jitted call (4096)")
+    add("--chunk", type=number(1, integer=True), default=16384, help="rows per jitted call (16384)")
     add_output_flags(ap, "runs/phase", "method_x_y")
     add("--json", action="store_true", help="print the summary as one JSON object")
     add("--no-plot", action="store_true", help="skip phase.png")

@@ -85,7 +85,7 @@ class PhaseConfig:
     s_tol: float = 1e-6
     rtol: float = 1e-6
     atol: float = 1e-10
-    chunk: int = 4096
+    chunk: int = 16384
 
     def asdict(self) -> dict:
         return asdict(self)

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from dynamics import jit_cache
 from dynamics._cli import (
     Parser,
     add_output_flags,
@@ -223,6 +224,7 @@ def print_table(cfg: SimConfig, results: list) -> None:
 def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
+    jit_cache.enable()
     names, cfg = resolve(ap, args)
     prov = provenance()
     config = {"sim": cfg.asdict(), "methods": list(names), "git_sha": prov["git_sha"], "provenance": prov,
