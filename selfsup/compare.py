@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import jit_cache
 from selfsup.config import Config, Parser, add_flags, from_args, run_cli
 
 SIX = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
@@ -88,6 +89,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--name", default="mnist5k", help="folder under runs/compare")
     ns = p.parse_args(argv)
+    jit_cache.enable()
 
     def run():
         base = from_args(ns, Config(progress=False)).validate()

@@ -12,6 +12,7 @@ import json
 
 
 def main(argv=None) -> dict:
+    from dynamics import jit_cache
     from selfsup import rundir
     from selfsup.config import Parser, run_cli
     from selfsup.continual.config import parse
@@ -21,6 +22,7 @@ def main(argv=None) -> dict:
     rundir.add_cli_flags(parser, resume_help="continue from the last evaluation point")
     ns, oc = parse(parser, argv, OnlineConfig)
     oc = run_cli(parser, oc.validate)
+    jit_cache.enable()
     summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume, overwrite=ns.overwrite))
     print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
                                               "run_dir")}))

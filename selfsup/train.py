@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dynamics import jit_cache
 from selfsup import checkpoint, data, distributed, rundir
 from selfsup import evaluate as ev
 from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset, presets_help, run_cli
@@ -124,11 +125,14 @@ class ResidentData:
         out = NamedSharding(mesh, PartitionSpec("data")) if mesh is not None else None
         self._gather = jax.jit(self._gather_fn, out_shardings=(out, None, None))
         self._prepare = jax.jit(self._prepare_fn, static_argnums=2)
+        self._keys = jax.jit(self._keys_fn, static_argnums=2)
+
+    def _keys_fn(self, key, s0, steps):
+        return jax.vmap(lambda s: jax.random.fold_in(key, s))(s0 + jnp.arange(steps, dtype=jnp.uint32))
 
     def _prepare_fn(self, key, offs, steps):
         order = jax.random.permutation(jax.random.fold_in(key, offs[0]), self.n)
-        keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(offs[1] + jnp.arange(steps, dtype=jnp.uint32))
-        return order, keys
+        return order, self._keys_fn(key, offs[1], steps)
 
     def _gather_fn(self, images, order, keys, i):
         idx = jnp.sort(jax.lax.dynamic_slice(order, (i * self.batch,), (self.batch,)))
@@ -138,6 +142,17 @@ class ResidentData:
         """Yield ``(images, key)`` for the ``steps`` steps of ``epoch`` starting at global step ``s0``."""
         offs = jax.device_put(np.array([10**6 + epoch, s0], np.uint32))  # explicit, once an epoch
         order, keys = self._prepare(self.key, offs, steps)
+        yield from self._batches(order, keys, steps)
+
+    def stream(self, order: np.ndarray, s0: int, steps: int):
+        """Yield ``(images, key)`` for steps ``s0 .. s0 + steps - 1`` of a fixed one-pass ``order`` (the
+        online stream): step s gets ``images[sort(order[s B:(s + 1) B])]`` and ``fold_in(key(seed), s)``."""
+        part = np.asarray(order[s0 * self.batch:(s0 + steps) * self.batch], np.int32)
+        part = jax.device_put(part)  # explicit, once for the whole pass
+        keys = self._keys(self.key, jax.device_put(np.uint32(s0)), steps)
+        yield from self._batches(part, keys, steps)
+
+    def _batches(self, order, keys, steps: int):
         i = jax.device_put(np.int32(0))
         for _ in range(steps):
             images, step_key, i = self._gather(self.images, order, keys, i)
@@ -272,6 +287,7 @@ def main(argv=None) -> dict:
                              "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); process 0 "
                              "writes")
     ns = parser.parse_args(argv)
+    jit_cache.enable()
     if ns.distributed:
         run_cli(parser, distributed.initialize)
 

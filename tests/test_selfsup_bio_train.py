@@ -92,10 +92,10 @@ def test_train_resumes_bit_identically_after_an_interruption(digits, tmp_path, m
     cfg_b = cfg.replace(out_dir=str(tmp_path / "b"))
     real = bio_train.train_epoch
 
-    def interrupted(state, step_fn, dataset, config, epoch, log=None):
+    def interrupted(state, step_fn, dataset, config, epoch, *args):
         if epoch == 1:
             raise KeyboardInterrupt
-        return real(state, step_fn, dataset, config, epoch, log)
+        return real(state, step_fn, dataset, config, epoch, *args)
 
     monkeypatch.setattr(bio_train, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -104,6 +104,18 @@ def test_train_resumes_bit_identically_after_an_interruption(digits, tmp_path, m
     state_b, sum_b = bio_train.train(cfg_b, dataset=digits, resume=True)
     jax.tree.map(np.testing.assert_array_equal, _host(state_a.params), _host(state_b.params))
     assert sum_a["linear_acc"] == sum_b["linear_acc"] and len(sum_a["linear_acc"]) == 5
+
+
+def test_device_resident_images_train_exactly_as_host_streaming(digits, tmp_path, monkeypatch):
+    """The images go on the device once (``selfsup.train.place``); RLL draws its layer from the step key on
+    the host, so equal parameters also mean the device-side keys equal the host's."""
+    cfg = smoke(rule="fa", schedule="rll", epochs=2, max_images=128, out_dir=str(tmp_path / "device"))
+    state_d, sum_d = bio_train.train(cfg, dataset=digits)
+    monkeypatch.setattr(bio_train, "place", lambda *a: (None, "host"))
+    state_h, sum_h = bio_train.train(cfg.replace(out_dir=str(tmp_path / "host")), dataset=digits)
+    assert (sum_d["data_placement"], sum_h["data_placement"]) == ("device", "host")
+    jax.tree.map(np.testing.assert_array_equal, _host(state_d.params), _host(state_h.params))
+    assert sum_d["linear_acc"] == sum_h["linear_acc"]
 
 
 @pytest.mark.parametrize("argv, text", [(["--rule", "sgd"], "--rule"), (["--neg-k", "-1"], "neg_k=-1"),

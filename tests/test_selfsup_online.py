@@ -1,5 +1,7 @@
 """Online learning: the stream shows every training image exactly once (i.i.d. or task after task), the
 run evaluates at the requested points, and resume from an evaluation point reproduces the curve."""
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -52,6 +54,33 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
     # bit-identical: the checkpoint holds the whole state; step s uses fold_in(key, s) and a fixed order
     assert resumed["knn_all"] == full["knn_all"]
     assert (tmp_path / oc.name / "curve.png").stat().st_size > 0
+
+
+def test_the_resident_stream_gives_the_host_batches_and_keys_without_copies(small):
+    from selfsup.continual.online import data_batch
+    from selfsup.train import place
+    cfg = OnlineConfig.smoke().train
+    order = stream_order(small.y_train, "iid", jax.random.key(5), None)
+    resident, where = place(small, cfg, None)
+    assert where == "device"
+    with jax.transfer_guard("disallow"):  # every batch and key is made on the device
+        got = [(np.asarray(x), jax.random.key_data(k)) for x, k in resident.stream(order, 3, 6)]
+    assert len(got) == 6
+    for s, (x, k) in enumerate(got, start=3):
+        np.testing.assert_array_equal(x, data_batch(small, order, s, cfg.batch_size))
+        np.testing.assert_array_equal(k, jax.random.key_data(jax.random.fold_in(jax.random.key(cfg.seed), s)))
+
+
+def test_online_run_from_resident_images_equals_host_streaming(tmp_path, small, monkeypatch):
+    from selfsup.continual import online
+    oc = OnlineConfig.smoke(method="simsiam", evals=2, out_dir=str(tmp_path / "device"))
+    device = run_online(oc, dataset=small)
+    monkeypatch.setattr(online, "place", lambda *a: (None, "host"))
+    host = run_online(dataclasses.replace(oc, train=oc.train.replace(out_dir=str(tmp_path / "host"))),
+                      dataset=small)
+    assert (device["data_placement"], host["data_placement"]) == ("device", "host")
+    assert device["knn_all"] == host["knn_all"] and device["linear_10pc_all"] == host["linear_10pc_all"]
+    assert device["final"] == host["final"]
 
 
 def test_online_rejects_more_than_one_pass():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import jit_cache
 from selfsup import data, rundir
 from selfsup.bio import rules, schedules
 from selfsup.bio import train as bio_train
@@ -152,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--schedules", default=",".join(schedules.SCHEDULES), help="grid schedules")
     parser.add_argument("--seeds", default="", help="grid per comma-separated seed + mean ± std table")
     ns = parser.parse_args(argv)
+    jit_cache.enable()
     preset = BioConfig.smoke() if ns.smoke else BioConfig()
     config = run_cli(parser, lambda: from_args(ns, preset).validate())
     if ns.grid:

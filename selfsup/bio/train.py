@@ -39,7 +39,7 @@ import optax
 from selfsup import augment, checkpoint, data, probe, rundir
 from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
-from selfsup.train import mean_metrics, resume_meta
+from selfsup.train import mean_metrics, place, resume_meta
 
 
 class BioState(NamedTuple):
@@ -149,18 +149,24 @@ def _load(config: BioConfig, dataset):
     return dataset
 
 
-def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None):
-    """One pass in the order ``permutation(fold_in(key, 10**6 + epoch))``, last incomplete batch dropped."""
+def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None, resident=None):
+    """One pass in the order ``permutation(fold_in(key, 10**6 + epoch))``, last incomplete batch dropped;
+    with ``resident`` (``selfsup.train.ResidentData``) the batches are gathered on the device, with the
+    same order and keys."""
     from tqdm.auto import tqdm
     n = min(len(dataset.x_train), config.max_images) if config.max_images else len(dataset.x_train)
     spe, bs, key = steps_per_epoch(config, n), config.batch_size, jax.random.key(config.seed)
-    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
     s0, buf = int(state.step), []
-    bar = tqdm(range(spe), desc=f"{config.name} epoch {epoch + 1}/{config.epochs}", leave=False,
+    if resident is not None:
+        feed = resident.epoch(epoch, s0, spe)
+    else:
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
+        feed = ((jnp.asarray(dataset.x_train[np.sort(order[i * bs:(i + 1) * bs])]),
+                 jax.random.fold_in(key, s0 + i)) for i in range(spe))
+    bar = tqdm(total=spe, desc=f"{config.name} epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=not config.progress, file=sys.stderr)
-    for i in bar:
-        images = jnp.asarray(dataset.x_train[np.sort(order[i * bs:(i + 1) * bs])])
-        state, metrics = step_fn(state, images, jax.random.fold_in(key, s0 + i))
+    for i, (images, step_key) in enumerate(feed):
+        state, metrics = step_fn(state, images, step_key)
         buf.append(metrics)
         if len(buf) == config.log_every or i == spe - 1:
             rec = mean_metrics(buf, s0 + i + 1 - len(buf), s0 + i, epoch)
@@ -169,6 +175,8 @@ def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None
             if log is not None:
                 log({"epoch": epoch, "step": s0 + i, **rec})
             buf = []
+        bar.update(1)
+    bar.close()
     return state
 
 
@@ -205,12 +213,13 @@ def _train(config: BioConfig, run: Path, saved: dict, dataset, resume: bool):
     n = min(len(dataset.x_train), config.max_images) if config.max_images else len(dataset.x_train)
     total = config.epochs * steps_per_epoch(config, n)
     step_fn, t0 = make_step(config, dataset.info, total), time.perf_counter()
+    resident, where = place(dataset, config, None)  # the images on the device once, as selfsup.train
     for epoch in range(start, config.epochs):
-        state = train_epoch(state, step_fn, dataset, config, epoch, log)
+        state = train_epoch(state, step_fn, dataset, config, epoch, log, resident)
         checkpoint.save(ckpt, state, {"epochs_done": epoch + 1, "config": saved})
     t_train = time.perf_counter() - t0
     accs = evaluate_layers(config, jax.device_get(state.params), dataset)
-    summary = _summary(config, accs, {"steps": total, "train_s": t_train,
+    summary = _summary(config, accs, {"steps": total, "data_placement": where, "train_s": t_train,
                                       "eval_s": time.perf_counter() - t0 - t_train, "run_dir": str(run)})
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     return state, summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from dynamics import jit_cache
 from selfsup import rundir
 from selfsup.config import Parser, run_cli
 from selfsup.continual.config import ContinualConfig, parse
@@ -21,6 +22,7 @@ def main(argv=None) -> dict:
     rundir.add_cli_flags(parser, resume_help="continue after the last finished task")
     ns, cc = parse(parser, argv, ContinualConfig)
     cc = run_cli(parser, cc.validate)
+    jit_cache.enable()
     summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume, overwrite=ns.overwrite))
     short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
                                      "run_dir")}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import jit_cache
 from selfsup.compare import _cell
 from selfsup.config import Parser
 from selfsup.continual.config import ContinualConfig
@@ -164,6 +165,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (ContinualConfig.smoke())")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     ns = parser.parse_args(argv)
+    jit_cache.enable()
     base = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
     try:
         if not ns.seeds:

@@ -9,7 +9,9 @@ exactly once). The learning-rate and EMA-momentum schedules run over the one pas
 ``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
 random permutation; ``tasks`` the class-incremental stream (task after task, shuffled within each task).
 ``run_online(oc, *, dataset=None, resume=False, overwrite=False, on_eval=None) -> dict``: trains
-``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)``; before the first step and after steps
+``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)`` and its batch is gathered on the device
+from images placed there once (``selfsup.train.place``; the summary's ``data_placement`` says which); before
+the first step and after steps
 ``round(linspace(0, S, evals + 1))[1:]`` evaluates every task (``evaluation.evaluate_tasks``: kNN and the
 10-labels-per-class probe; the all-label linear probe once at the end when ``train.linear_probe``) and
 checkpoints (full state + curve so far). A folder that already holds a run is refused unless
@@ -38,7 +40,7 @@ from selfsup.continual import step as cstep
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
 from selfsup.step import init_state
-from selfsup.train import flush_metrics, metrics_log, resume_meta
+from selfsup.train import flush_metrics, metrics_log, place, resume_meta
 
 DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, warmup_epochs=0, baselines=False,
                        out_dir="runs/online", log_every=25)
@@ -134,8 +136,11 @@ def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> 
         evaluate(0, state)
     bar = _bar(oc, n_steps, meta["step"])
     buf, first = [], meta["step"]
-    for s in range(meta["step"], n_steps):
-        state, m = step(state, {}, data_batch(dataset, order, s, bs), jax.random.fold_in(key, s))
+    resident, where = place(dataset, cfg, None)  # the images on the device once, as selfsup.train
+    feed = resident.stream(order, first, n_steps - first) if resident is not None else \
+        ((data_batch(dataset, order, s, bs), jax.random.fold_in(key, s)) for s in range(first, n_steps))
+    for s, (images, step_key) in enumerate(feed, start=first):
+        state, m = step(state, {}, images, step_key)
         buf.append(m)
         if len(buf) == cfg.log_every or s + 1 in points:
             flush_metrics(buf, first, s, 0, log)  # epoch 0: the one pass
@@ -144,7 +149,7 @@ def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> 
         if s + 1 in points:
             evaluate(s + 1, state)
     bar.close()
-    return _finish(oc, run, meta, state, dataset, split, info, time.perf_counter() - t_run)
+    return _finish(oc, run, meta, state, dataset, split, info, time.perf_counter() - t_run, where)
 
 
 def data_batch(dataset, order, s: int, bs: int):
@@ -158,7 +163,7 @@ def _bar(oc, total, initial):
                 disable=not oc.train.progress, leave=False)
 
 
-def _finish(oc, run, meta, state, dataset, split, info, wall) -> dict:
+def _finish(oc, run, meta, state, dataset, split, info, wall, where) -> dict:
     cfg, curve = oc.train, meta["curve"]
     final = {}
     if cfg.linear_probe:
@@ -168,7 +173,7 @@ def _finish(oc, run, meta, state, dataset, split, info, wall) -> dict:
                "batch_size": cfg.batch_size, "lam_r": cfg.lam_r, "seen": [r["seen"] for r in curve],
                "knn_all": [r["knn_all"] for r in curve],
                "knn": [r["knn"] for r in curve], "linear_10pc_all": [r["linear_10pc_all"] for r in curve],
-               "final": final, "wall_s": wall, "run_dir": str(run)}
+               "final": final, "data_placement": where, "wall_s": wall, "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",
                       title=f"online, {oc.stream} stream, batch {cfg.batch_size}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import jit_cache
 from selfsup.compare import _cell
 from selfsup.config import Parser
 from selfsup.continual.compare import _ints
@@ -112,6 +113,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out-dir", default="runs/online", help="folder of the runs and of the table")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (OnlineConfig.smoke())")
     ns = p.parse_args(argv)
+    jit_cache.enable()
     base = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
     base = dataclasses.replace(base, stream=ns.stream, train=base.train.replace(out_dir=ns.out_dir,
                                                                                   progress=False))

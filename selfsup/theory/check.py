@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import jit_cache
 from selfsup import data, rundir
 from selfsup import methods as registry
 from selfsup.config import Config, Parser, add_flags, from_args, run_cli, validated_once
@@ -251,6 +252,7 @@ def main(argv=None) -> dict:
                         help="remove the run in the root folder (points included), then start afresh")
     ns = parser.parse_args(argv)
     tc = run_cli(parser, lambda: from_args(ns, defaults).validate())
+    jit_cache.enable()
     report = run_cli(parser, lambda: run_theory_check(tc, overwrite=ns.overwrite))
     print(json.dumps({"out_dir": str(tc.root), **report["headline"]}))
     return report
