@@ -23,8 +23,8 @@ compilation per chunk size). Every `segment` steps:
   nothing compiles again.
 
 Why not `jax.vmap(reduced.integrate)`: diffrax's adaptive loop, vmapped, carries its whole solver state
-through batched selects; for 2-state systems that costs ~50x the field evaluations (measured: 18 s against
-0.4 s for a 256 x 256 SimSiam grid, 2 CPU cores). Tests check this solver against `reduced.integrate` and
+through batched selects, and every row runs to t_max (`benchmarks/phase_speed.py --diffrax`, 256 x 256
+SimSiam grid, 2 CPU cores: 6.1 s against 0.36 s). Tests check this solver against `reduced.integrate` and
 scipy.
 
 Public API
