@@ -9,15 +9,14 @@ exactly once). The learning-rate and EMA-momentum schedules run over the one pas
 ``stream_order(labels, stream, key, split) -> np.ndarray``: the order of the training images: ``iid`` a
 random permutation; ``tasks`` the class-incremental stream (task after task, shuffled within each task).
 ``run_online(oc, *, dataset=None, resume=False, overwrite=False, on_eval=None) -> dict``: trains
-``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)`` and its batch is gathered on the device
-from images placed there once (``selfsup.train.place``; the summary's ``data_placement`` says which); before
-the first step and after steps
-``round(linspace(0, S, evals + 1))[1:]`` evaluates every task (``evaluation.evaluate_tasks``: kNN and the
-10-labels-per-class probe; the all-label linear probe once at the end when ``train.linear_probe``) and
-checkpoints (full state + curve so far). A folder that already holds a run is refused unless
-``resume=True`` (same config: continues from the last checkpoint, bit-identically, or starts if there is
-none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``config.json`` (config, split, git SHA,
-provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
+``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)`` and its batch is gathered on the device from
+images placed there once (``selfsup.train.place``; the summary's ``data_placement`` says which); before the
+first step and after steps ``round(linspace(0, S, evals + 1))[1:]`` evaluates every task
+(``evaluation.evaluate_tasks``: kNN and the 10-labels-per-class probe; the all-label linear probe once at the
+end when ``train.linear_probe``) and checkpoints (full state + curve so far). A folder that already holds a
+run is refused unless ``resume=True`` (same config: continues from the last checkpoint, bit-identically, or
+starts if there is none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``config.json`` (config, split,
+git SHA, provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
 ``linear_10pc_all``, per-task ``knn`` at every point, final probes) and ``curve.png`` to
 ``<out_dir>/<name>/``.
 """
@@ -137,9 +136,10 @@ def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> 
     bar = _bar(oc, n_steps, meta["step"])
     buf, first = [], meta["step"]
     resident, where = place(dataset, cfg, None)  # the images on the device once, as selfsup.train
-    feed = resident.stream(order, first, n_steps - first) if resident is not None else \
-        ((data_batch(dataset, order, s, bs), jax.random.fold_in(key, s)) for s in range(first, n_steps))
-    for s, (images, step_key) in enumerate(feed, start=first):
+    start = meta["step"]
+    feed = resident.stream(order, start, n_steps - start) if resident is not None else \
+        ((data_batch(dataset, order, s, bs), jax.random.fold_in(key, s)) for s in range(start, n_steps))
+    for s, (images, step_key) in enumerate(feed, start=start):
         state, m = step(state, {}, images, step_key)
         buf.append(m)
         if len(buf) == cfg.log_every or s + 1 in points:
