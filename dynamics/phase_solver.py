@@ -152,9 +152,8 @@ def solve_final(field, y0, params, t_max, *, rtol=1e-6, atol=1e-10, max_steps=20
         """Settle, write out the finished slots, fill the free ones with the next rows."""
         t, y, k1, h, n, bad, p, tm = c["slot"]
         if settle:
-            per_slot = jax.tree_util.tree_map(lambda a: 0 if jnp.ndim(a) else None, p)
             ok, y_end = jax.vmap(lambda yy, pp, tau: _settled_end(field, yy, pp, tau, rtol, atol),
-                                 in_axes=(1, per_slot, 0), out_axes=(0, 1))(y, p, tm - t)
+                                 in_axes=(1, per_row, 0), out_axes=(0, 1))(y, p, tm - t)
             ok = ok & running(c["slot"], c["live"])
             t, y = jnp.where(ok, tm, t), jnp.where(ok[None], y_end, y)
         c = {**c, "slot": (t, y, k1, h, n, bad, p, tm)}
