@@ -7,6 +7,7 @@ a bad value into such a message.
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -81,3 +82,15 @@ def run_folder(args, default_name: str) -> Path:
 def print_json(obj) -> None:
     """One JSON object on stdout."""
     sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def run_main(main) -> None:
+    """Run a CLI's `main()`, then end the process without the interpreter's teardown. Destroying the
+    compiled XLA programs, sympy's caches and every module's objects takes 0.6-0.7 s after
+    `python -m dynamics.simulate --wd 5e-4` (measured: `main()` 6.9 s, the process 7.6 s) and does nothing
+    a finished command needs: every output file is already written and closed, so only the standard
+    streams are flushed. An exception or `SystemExit` (bad input, `--help`) leaves the normal way."""
+    main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -22,6 +22,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dynamics.methods import RATES, Hyper, Method, expected_loss, predictor_input_correlation, set_predictor
 from dynamics.ode import solve_saved
@@ -34,12 +35,15 @@ def require_x64() -> None:
 
 
 def init_state(key, method: Method, n1: int, n2: int | None = None, *, w_scale=1.0, p0=0.5, g0=0.5, tau=1.0):
-    """Random start: `W_ij ~ N(0, w_scale^2 / n1)`, `Wp = p0 I`, `Wg = g0 I`, EMA targets `tau W`."""
+    """Random start: `W_ij ~ N(0, w_scale^2 / n1)`, `Wp = p0 I`, `Wg = g0 I`, EMA targets `tau W`.
+    Only the draw runs in JAX; the arithmetic is numpy (the operations XLA ran, so the same bits), because
+    each eager JAX op compiles a program of its own on first use (0.5 s of `python -m dynamics.simulate`)."""
     n2 = n1 if n2 is None else n2
-    W = w_scale * jax.random.normal(key, (n2, n1)) / jnp.sqrt(n1)
-    eye = jnp.eye(n2, dtype=W.dtype)
+    z = np.asarray(jax.random.normal(key, (n2, n1)))
+    W = w_scale * z * (1 / np.sqrt(np.asarray(n1, z.dtype)))  # XLA divides by a scalar via its reciprocal
+    eye = np.eye(n2, dtype=z.dtype)
     mats = {"W": W, "Wp": p0 * eye, "Wg": g0 * eye, "Wa": tau * W, "Wm": tau * W}
-    return {name: mats[name] for name in method.matrices}
+    return {name: jnp.asarray(mats[name]) for name in method.matrices}
 
 
 def aligned_state(method: Method, Q, w, p, g=None, tau=1.0, tau_m=1.0):

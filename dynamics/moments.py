@@ -63,10 +63,13 @@ def simsiam_thresholds(spectrum: Spectrum, tau: float = 1.0) -> np.ndarray:
 
 
 def expected_moments(spectrum: Spectrum) -> jax.Array:
-    """`C[a, b] = E[x_a x_b^T] = X + X' [a == b != 0]` for views a, b in (0, 1, 2); shape (3, 3, n, n)."""
-    lam, s2 = (jnp.asarray(v) for v in spectrum)
-    same_noisy = jnp.diag(jnp.array([0.0, 1.0, 1.0]))
-    return jnp.diag(lam)[None, None] + same_noisy[:, :, None, None] * jnp.diag(s2)[None, None]
+    """`C[a, b] = E[x_a x_b^T] = X + X' [a == b != 0]` for views a, b in (0, 1, 2); shape (3, 3, n, n).
+    Built in numpy (exact: diagonals and one addition) unless the spectrum is traced: eager JAX ops would
+    each compile a program on first use."""
+    xp = jnp if any(isinstance(v, jax.core.Tracer) for v in spectrum) else np
+    lam, s2 = (xp.asarray(v) for v in spectrum)
+    same_noisy = xp.diag(xp.asarray([0.0, 1.0, 1.0]))
+    return jnp.asarray(xp.diag(lam)[None, None] + same_noisy[:, :, None, None] * xp.diag(s2)[None, None])
 
 
 def sample_moments(key: jax.Array, spectrum: Spectrum, batch: int) -> jax.Array:

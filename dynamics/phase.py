@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from dynamics import jit_cache
-from dynamics._cli import print_json, run_folder
+from dynamics._cli import print_json, run_folder, run_main
 from dynamics.matrix_ode import require_x64
 from dynamics.phase_grid import (
     SCALED,
@@ -260,4 +260,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

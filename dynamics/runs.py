@@ -19,6 +19,7 @@ Public API
   -> `(arrays: dict of np.ndarray, result: dict)`, `predicted_modes(cfg, name)`.
 """
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -140,11 +141,16 @@ def _matrix(cfg: SimConfig, name: str, ts, progress) -> dict:
         traj = solve(method, hp, C, st0, ts, rtol=1e-9, atol=1e-12)
     else:
         traj = _sgd(cfg, method, hp, spectrum, st0, len(ts) - 1, progress)
-    states = [{k: v[i] for k, v in traj.items() if k in method.matrices} for i in range(len(ts))]
-    modes = jax.vmap(lambda st: mode_summary(method, st, C, hp))(
-        jax.tree_util.tree_map(lambda *a: jnp.stack(a), *states))
+    states = {k: v for k, v in traj.items() if k in method.matrices}  # already (T, ...) trajectories
+    modes = _mode_summaries(method, hp, jnp.asarray(C), states)
     final = {k: np.asarray(v[-1]) for k, v in traj.items()}
     return {**{k: np.asarray(v) for k, v in modes.items()}, **{f"final_{k}": v for k, v in final.items()}}
+
+
+@partial(jax.jit, static_argnames=("method", "hp"))
+def _mode_summaries(method, hp, C, states):
+    """`mode_summary` at every saved time, as one compiled program (eager vmapped ops dispatch one by one)."""
+    return jax.vmap(lambda st: mode_summary(method, st, C, hp))(states)
 
 
 def _steps_per_record(cfg, n_records) -> int:

@@ -35,6 +35,7 @@ from dynamics._cli import (
     number_list,
     print_json,
     run_folder,
+    run_main,
     same_lengths,
 )
 from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS
@@ -46,6 +47,9 @@ from dynamics.runs import SimConfig, simulate_method
 from dynamics.sgd import LOSSES
 
 LEVELS = ("reduced", "matrix", "sgd")
+# Matrix-ODE solve time of the default run, slowest first (benchmarks/simulate_speed.py: 1.8 s for xphinet
+# down to 0.6 s for simsiam on this CPU); only the order is used, to balance the thread pool.
+_SLOWEST_FIRST = ("xphinet", "phinet", "directcopy", "directpred", "byol", "simsiam")
 _PER_MODE = REDUCED_METHODS + SETTER_METHODS  # methods with a reduced level
 
 
@@ -181,11 +185,12 @@ def _simulate_x64(cfg: SimConfig, name: str):
         return simulate_method(cfg, name)
 
 
-def _run_all(names, cfg: SimConfig, out: Path, quiet: bool) -> tuple:
+def _run_all(names, cfg: SimConfig, out: Path, quiet: bool, plot: bool = False) -> tuple:
     """Every method not finished in an earlier, interrupted run with this config, in a pool of threads:
     tracing is Python, but XLA's compilation and each method's integration (a single-threaded while loop
     on small matrices) run outside the GIL, so one thread per core overlaps them (README: simulate speed).
-    Each method's results are written as soon as it finishes."""
+    Each method's results are written as soon as it finishes. Slow methods go first, so the two workers
+    finish together (longest-processing-time order; `_SLOWEST_FIRST`); `plot` prefetches matplotlib."""
     arrays, results = {}, {}
     todo = []
     for name in names:
@@ -195,8 +200,11 @@ def _run_all(names, cfg: SimConfig, out: Path, quiet: bool) -> tuple:
         else:
             todo.append(name)
     workers = max(1, min(len(todo), os.cpu_count() or 1))
+    todo.sort(key=lambda n: _SLOWEST_FIRST.index(n) if n in _SLOWEST_FIRST else len(_SLOWEST_FIRST))
     with ThreadPoolExecutor(workers) as pool:
         jobs = {pool.submit(_simulate_x64, cfg, name): name for name in todo}
+        if plot:  # import matplotlib while the workers compile and integrate (they release the GIL)
+            import dynamics._plot  # noqa: F401
         for job in tqdm(as_completed(jobs), total=len(jobs), desc="methods", disable=quiet or None,
                         file=sys.stderr):
             name = jobs[job]
@@ -231,7 +239,7 @@ def main(argv=None) -> None:
               "argv": sys.argv[1:]}
     out = _out_dir(ap, args, config)
     start = time.perf_counter()
-    arrays, results = _run_all(names, cfg, out, args.json)
+    arrays, results = _run_all(names, cfg, out, args.json, plot=not args.no_plot)
     summary = {"config": config, "out_dir": str(out), "wall_s": time.perf_counter() - start, "runs": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if not args.no_plot:
@@ -247,4 +255,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
