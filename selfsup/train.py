@@ -47,7 +47,7 @@ from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset
 from selfsup.step import TrainState, default_info, init_state, make_step, steps_per_epoch
 
 __all__ = ["Config", "NonFiniteLossError", "TrainState", "default_info", "init_state", "main", "make_step",
-           "steps_per_epoch", "train", "train_epoch", "ResidentData", "place"]
+           "steps_per_epoch", "train", "train_epoch", "ResidentData", "host_batches", "place"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -86,10 +86,8 @@ def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=Non
     if resident is not None:  # order, batch gather and step keys on device: no host -> device copy per step
         feed = resident.epoch(epoch, s0, spe)
     else:
-        key = jax.random.key(config.seed)
-        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
-        feed = ((_put(dataset.ssl_images(np.sort(order[i * bs:(i + 1) * bs])), mesh, PartitionSpec("data")),
-                 jax.random.fold_in(key, s0 + i)) for i in range(spe))
+        feed = host_batches(dataset.ssl_images, n, bs, config.seed, epoch, s0, spe,
+                            put=lambda x: _put(x, mesh, PartitionSpec("data")))
     buf, first, t0, t_first = [], s0, time.perf_counter(), 0.0
     bar = _progress(config, spe, epoch)
     for i, (images, step_key) in enumerate(feed):
@@ -110,6 +108,17 @@ def train_epoch(state, step_fn, dataset, config: Config, epoch: int, *, mesh=Non
     bar.close()
     dt = time.perf_counter() - t0
     return state, {"images_per_s": (spe - 1) * bs / dt if spe > 1 else math.nan, "first_step_s": t_first}
+
+
+def host_batches(gather, n: int, batch: int, seed: int, epoch: int, s0: int, steps: int, put=jax.device_put):
+    """Yield ``(images, key)`` for the ``steps`` steps of ``epoch`` from the host: the batch of step i is
+    ``put(gather(sort(order[i B:(i + 1) B])))`` with ``order = permutation(fold_in(key(seed), 10**6 +
+    epoch), n)``, its key ``fold_in(key(seed), s0 + i)`` (the streaming twin of ``ResidentData.epoch``;
+    shared by the trainer and the bio trainer)."""
+    key = jax.random.key(seed)
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
+    for i in range(steps):
+        yield put(gather(np.sort(order[i * batch:(i + 1) * batch]))), jax.random.fold_in(key, s0 + i)
 
 
 class ResidentData:

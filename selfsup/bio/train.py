@@ -39,7 +39,7 @@ import optax
 from selfsup import augment, checkpoint, data, probe, rundir
 from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
-from selfsup.train import mean_metrics, place, resume_meta
+from selfsup.train import host_batches, mean_metrics, place, resume_meta
 
 
 class BioState(NamedTuple):
@@ -155,14 +155,12 @@ def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None
     same order and keys."""
     from tqdm.auto import tqdm
     n = min(len(dataset.x_train), config.max_images) if config.max_images else len(dataset.x_train)
-    spe, bs, key = steps_per_epoch(config, n), config.batch_size, jax.random.key(config.seed)
+    spe, bs = steps_per_epoch(config, n), config.batch_size
     s0, buf = int(state.step), []
     if resident is not None:
         feed = resident.epoch(epoch, s0, spe)
     else:
-        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 10**6 + epoch), n))
-        feed = ((jnp.asarray(dataset.x_train[np.sort(order[i * bs:(i + 1) * bs])]),
-                 jax.random.fold_in(key, s0 + i)) for i in range(spe))
+        feed = host_batches(lambda idx: dataset.x_train[idx], n, bs, config.seed, epoch, s0, spe)
     bar = tqdm(total=spe, desc=f"{config.name} epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=not config.progress, file=sys.stderr)
     for i, (images, step_key) in enumerate(feed):
