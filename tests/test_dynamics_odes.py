@@ -177,3 +177,27 @@ def test_directpred_and_directcopy_setters(x64, eps):
     np.testing.assert_allclose(directcopy_predictor(9 * F, eps), 9 * directcopy_predictor(F, eps), atol=1e-11)
     with pytest.raises(ValueError, match="'cosine'.*allowed: equivariant, normalised"):
         directpred_predictor(F, eps, "cosine")
+
+
+@pytest.mark.parametrize("use_x64", [True, False])
+def test_start_state_and_moments_built_in_numpy_equal_their_jax_formulas(use_x64):
+    # init_state / expected_moments do their arithmetic in numpy (no per-op compiles); the values must be
+    # the JAX formulas' (to one rounding), in the dtype JAX would give, and a traced spectrum must still work.
+    with jax.enable_x64(use_x64):
+        key, method = jax.random.PRNGKey(7), get_method("xphinet")
+        st = init_state(key, method, 5, 3, w_scale=1.3, p0=0.4, g0=0.6, tau=0.9)
+        W = 1.3 * jax.random.normal(key, (3, 5)) / jnp.sqrt(5)
+        eye = jnp.eye(3, dtype=W.dtype)
+        want = {"W": W, "Wp": 0.4 * eye, "Wg": 0.6 * eye, "Wm": 0.9 * W}
+        assert set(st) == set(method.matrices) == set(want)
+        for k, v in want.items():
+            assert isinstance(st[k], jax.Array) and st[k].dtype == v.dtype and st[k].shape == v.shape
+            np.testing.assert_allclose(st[k], v, rtol=4 * float(jnp.finfo(v.dtype).eps), atol=0)
+        lam, s2 = ANISO
+        C = expected_moments(ANISO)
+        assert isinstance(C, jax.Array) and C.dtype == jnp.asarray(1.0).dtype
+        for a in range(3):
+            for b in range(3):
+                np.testing.assert_array_equal(C[a, b], np.diag(lam + s2 * (a == b != 0)).astype(C.dtype))
+        traced = jax.jit(lambda l, s: expected_moments(type(ANISO)(l, s)))(jnp.asarray(lam), jnp.asarray(s2))
+        np.testing.assert_array_equal(traced, C)
