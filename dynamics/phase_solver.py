@@ -29,7 +29,7 @@ scipy.
 
 Public API
 - `solve_final(field, y0, params, t_max, *, rtol=1e-6, atol=1e-10, max_steps=200_000, settle=False,
-  slots=None, segment=32)` -> `(y (N, d), steps (N,), ok (N,))`; `ok` is False where a row hit max_steps or
+  slots=None, segment=64)` -> `(y (N, d), steps (N,), ok (N,))`; `ok` is False where a row hit max_steps or
   went non-finite; `steps` counts accepted steps (up to settling). `slots=None`: one slot per row.
 """
 from functools import partial
@@ -96,7 +96,7 @@ def _settled_end(field, y, p, tau, rtol, atol, newton=4):
 
 @partial(jax.jit, static_argnames=("field", "max_steps", "settle", "slots", "segment"))
 def solve_final(field, y0, params, t_max, *, rtol=1e-6, atol=1e-10, max_steps=200_000, settle=False,
-                slots=None, segment=32):
+                slots=None, segment=64):
     """Integrate N independent systems to t_max (scalar or (N,)); `params` is a pytree whose leaves are
     (N,) (one value per row) or 0-d (shared by all rows: less memory traffic, the loop is memory-bound).
     Returns `(y_final (N, d), accepted steps (N,), ok (N,))` (module docstring: settling, slots). Works
