@@ -111,17 +111,14 @@ def _forward_targets(net, state, method, x1, x2, x0, lam_r=0.0):
     if lam_r and method.target != "ema":  # BN in batch mode, running-stat updates discarded
         out["e1"] = nets.apply(net.encoder, state.target_params, tstats, x1, True)[0][1]
         out["e2"] = nets.apply(net.encoder, state.target_params, tstats, x2, True)[0][1]
-    if method.clean_view is not None:  # BN in batch mode; its running-stat update is discarded
-        ema = method.clean_view == "ema"
-        p, s = (state.target_params, state.target_stats) if ema else (state.params["encoder"],
-                                                                       state.batch_stats["encoder"])
-        out["z0"] = nets.apply(net.encoder, p, s, x0, True)[0][1]
+    if method.clean_view == "ema":  # X-PhiNet's f_m(x0): BN in batch mode, its running-stat update discarded
+        out["z0"] = nets.apply(net.encoder, state.target_params, tstats, x0, True)[0][1]
     return jax.tree.map(jax.lax.stop_gradient, out), tstats
 
 
-def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None):
-    """Online forward of both views, then the method's loss (+ the extension's term);
-    returns (loss, (aux, new_stats, z1, z2))."""
+def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None, x0=None):
+    """Online forward of both views (and PhiNet's clean view x0), then the method's loss (+ the extension's
+    term); returns (loss, (aux, new_stats, z1, z2))."""
     s = dict(stats)
     o = dict(fixed)
     for i, x in (("1", x1), ("2", x2)):
@@ -131,6 +128,13 @@ def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None):
                                                 o["z" + i], True)
         if net.ca1 is not None:
             o["q" + i], s["ca1"] = nets.apply(net.ca1, params["ca1"], s["ca1"], o["p" + i], True)
+    if method.clean_view == "online":
+        # PhiNet's z0 = sg f(x0), as the authors' forward f(x1), f(x2), f(x0): BN normalises with the batch's
+        # statistics (so z0 does not depend on the running ones) and its running statistics take a third
+        # update, from the clean images, after the two views' (they set the encoder's evaluation mode).
+        sg = jax.lax.stop_gradient
+        (_, z0), s["encoder"] = nets.apply(net.encoder, sg(params["encoder"]), s["encoder"], x0, True)
+        o["z0"] = sg(z0)
     if method.target == "online":
         o["t1"], o["t2"] = jax.lax.stop_gradient(o["z1"]), jax.lax.stop_gradient(o["z2"])
     loss, aux = method.loss(o, config)
@@ -163,7 +167,7 @@ def make_step(config: Config, info: data.DataInfo, *, mesh: Mesh | None = None, 
             fixed = {**fixed, **jax.lax.stop_gradient(extension.targets(net, state, extra, x1, x2))}
         grad_fn = jax.value_and_grad(_loss, has_aux=True)
         (loss, (aux, stats, z1, z2)), g = grad_fn(state.params, state.batch_stats, net, method, config,
-                                                  x1, x2, fixed, extension)
+                                                  x1, x2, fixed, extension, x0)
         upd, opt_state = tx.update(g, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
         m = methods.ema_rate(method, config, state.step, total)

@@ -3,7 +3,8 @@
 a. the trainer's hinge loss has active negatives at init; b. DirectPred's F gets one EMA update per step
 from both views; c. X-PhiNet's momentum encoder has a constant beta, BYOL's is cosine-scheduled; d. only the
 predictor h keeps a constant learning rate; e. BYOL-family projector (biases, no final BN); f. PhiNet's x0 is
-an 8/7 centre zoom; g. CaSSLe's g_d is 2048 wide and on the schedule; h. residual momentum in the trainer.
+an 8/7 centre zoom; g. CaSSLe's g_d is 2048 wide and on the schedule; h. residual momentum in the trainer;
+i. PhiNet's clean view also updates the online encoder's BN running statistics (after the two views').
 """
 import jax
 import jax.numpy as jnp
@@ -208,3 +209,28 @@ def test_h_residual_momentum_is_a_trainer_flag_and_refused_without_a_momentum_en
     with pytest.raises(SystemExit) as e:
         train.main(["--method", "byol", "--lam-r", "-1"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("method,views", [("phinet", 3), ("simsiam", 2), ("xphinet", 2)])
+def test_i_phinet_clean_view_updates_the_running_statistics_after_both_views(method, views):
+    # The authors' PhiNet forward is f(x1), f(x2), f(x0) in train mode: the encoder's BN running statistics
+    # (what evaluation normalises with) take three updates per step, the clean images' last. X-PhiNet's x0
+    # goes through the momentum encoder and SimSiam has no x0: two updates.
+    info = _info(64)
+    cfg = Config.smoke(method=method, width=4, proj_hidden=16, proj_dim=8, max_images=64, batch_size=32)
+    st = init_state(cfg, jax.random.key(0), info)
+    images = jax.random.randint(jax.random.key(3), (32, 28, 28, 1), 0, 256).astype(jnp.uint8)
+    key = jax.random.key(4)
+    x1, x2, x0 = _views(cfg, info, images, key)
+    net = _nets(cfg)
+    stats = st.batch_stats["encoder"]
+    for x in (x1, x2, x0)[:views]:
+        _, stats = nets.apply(net.encoder, st.params["encoder"], stats, x, True)
+    new, _ = make_step(cfg, info)(jax.tree.map(jnp.copy, st), images, key)
+    got, want = jax.tree.leaves(new.batch_stats["encoder"]), jax.tree.leaves(stats)
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-6)
+    if method == "phinet":  # z0 uses the batch's statistics: the same whatever the running ones
+        z0 = lambda s: np.asarray(nets.apply(net.encoder, st.params["encoder"], s, x0, True)[0][1])
+        np.testing.assert_array_equal(z0(st.batch_stats["encoder"]), z0(stats))
