@@ -129,6 +129,8 @@ def _loss(params, stats, net, method, config, x1, x2, fixed, extension=None, x0=
         if net.ca1 is not None:
             o["q" + i], s["ca1"] = nets.apply(net.ca1, params["ca1"], s["ca1"], o["p" + i], True)
     if method.clean_view == "online":
+        if x0 is None:
+            raise ValueError(f"method {method.name!r} needs the clean view x0 (pass x0=)")
         # PhiNet's z0 = sg f(x0), as the authors' forward f(x1), f(x2), f(x0): BN normalises with the batch's
         # statistics (so z0 does not depend on the running ones) and its running statistics take a third
         # update, from the clean images, after the two views' (they set the encoder's evaluation mode).

@@ -125,7 +125,7 @@ def test_no_gradient_flows_through_stop_gradient_targets(method):
     ks = jax.random.split(jax.random.key(1), 3)
     x1, x2, x0 = (jax.random.normal(k, (6, 8, 8, 1)) for k in ks)
     fixed, _ = _forward_targets(net, st, m, x1, x2, x0)
-    g = jax.grad(lambda p: _loss(p, st.batch_stats, net, m, cfg, x1, x2, fixed)[0])(st.params)
+    g = jax.grad(lambda p: _loss(p, st.batch_stats, net, m, cfg, x1, x2, fixed, x0=x0)[0])(st.params)
 
     def reference(p, frozen):
         o = dict(fixed)
@@ -137,6 +137,8 @@ def test_no_gradient_flows_through_stop_gradient_targets(method):
                 o["q" + i] = nets.apply(net.ca1, p["ca1"], st.batch_stats["ca1"], o["p" + i], True)[0]
             if m.target == "online":  # target from the frozen copy: a constant of p
                 o["t" + i] = nets.apply(net.encoder, frozen, st.batch_stats["encoder"], x, True)[0][1]
+        if m.clean_view == "online":  # PhiNet's z0 (computed inside the step's loss), from the frozen copy
+            o["z0"] = nets.apply(net.encoder, frozen, st.batch_stats["encoder"], x0, True)[0][1]
         return m.loss(o, cfg)[0]
 
     want = jax.grad(reference)(st.params, st.params["encoder"])
