@@ -35,6 +35,17 @@ def _views(cfg, info, images, key):
             augment.clean_view(images, info.mean, info.std))
 
 
+def _one_step_inputs(method):
+    """A smoke config of ``method``, its initial state, a batch of 32 random 28 x 28 images, the step key and
+    the three views the step makes from them: the inputs of one training step, for checking it by hand."""
+    info = _info(64)
+    cfg = Config.smoke(method=method, width=4, proj_hidden=16, proj_dim=8, max_images=64, batch_size=32)
+    st = init_state(cfg, jax.random.key(0), info)
+    images = jax.random.randint(jax.random.key(3), (32, 28, 28, 1), 0, 256).astype(jnp.uint8)
+    key = jax.random.key(4)
+    return info, cfg, st, images, key, _views(cfg, info, images, key)
+
+
 def test_a_hinge_negatives_are_inside_the_margin_at_init_and_get_gradient(mnist):
     cfg = Config(method="hinge")
     info = mnist.info
@@ -66,12 +77,7 @@ def test_a_hinge_embedding_puts_orthogonal_vectors_at_the_outer_margin():
 
 @pytest.mark.parametrize("method", ["directpred", "directcopy", "simsiam"])
 def test_b_corr_gets_one_ema_update_per_step_from_both_views(method):
-    info = _info(64)
-    cfg = Config.smoke(method=method, width=4, proj_hidden=16, proj_dim=8, max_images=64, batch_size=32)
-    st = init_state(cfg, jax.random.key(0), info)
-    images = jax.random.randint(jax.random.key(3), (32, 28, 28, 1), 0, 256).astype(jnp.uint8)
-    key = jax.random.key(4)
-    x1, x2, x0 = _views(cfg, info, images, key)
+    info, cfg, st, images, key, (x1, x2, x0) = _one_step_inputs(method)
     net, m = _nets(cfg), methods.METHODS[method]
     fixed, _ = _forward_targets(net, st, m, x1, x2, x0)
     _, (_, _, z1, z2) = _loss(st.params, st.batch_stats, net, m, cfg, x1, x2, fixed)
@@ -216,12 +222,7 @@ def test_i_phinet_clean_view_updates_the_running_statistics_after_both_views(met
     # The authors' PhiNet forward is f(x1), f(x2), f(x0) in train mode: the encoder's BN running statistics
     # (what evaluation normalises with) take three updates per step, the clean images' last. X-PhiNet's x0
     # goes through the momentum encoder and SimSiam has no x0: two updates.
-    info = _info(64)
-    cfg = Config.smoke(method=method, width=4, proj_hidden=16, proj_dim=8, max_images=64, batch_size=32)
-    st = init_state(cfg, jax.random.key(0), info)
-    images = jax.random.randint(jax.random.key(3), (32, 28, 28, 1), 0, 256).astype(jnp.uint8)
-    key = jax.random.key(4)
-    x1, x2, x0 = _views(cfg, info, images, key)
+    info, cfg, st, images, key, (x1, x2, x0) = _one_step_inputs(method)
     net = _nets(cfg)
     stats = st.batch_stats["encoder"]
     for x in (x1, x2, x0)[:views]:
