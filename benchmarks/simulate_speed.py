@@ -22,7 +22,7 @@ def cold_wall(repeats: int) -> tuple:
     """Best wall seconds of the command over `repeats` fresh processes: on a first run (an empty compilation
     cache, which that run fills) and on the run after it (`dynamics.jit_cache` holding the programs). Each
     repeat gets a cache folder of its own (`XDG_CACHE_HOME`, so the cache keeps its CLI settings)."""
-    first, cached = float("inf"), float("inf")
+    best = [float("inf"), float("inf")]  # first run, cached run
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
@@ -31,9 +31,8 @@ def cold_wall(repeats: int) -> tuple:
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "dynamics.simulate", "--wd", "5e-4", "--out-dir",
                                 os.path.join(tmp, f"out{run}")], check=True, capture_output=True, env=env)
-                wall = time.perf_counter() - t0
-                first, cached = (min(first, wall), cached) if run == 0 else (first, min(cached, wall))
-    return first, cached
+                best[run] = min(best[run], time.perf_counter() - t0)
+    return tuple(best)
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def _matrix(cfg: SimConfig, name: str, ts, progress) -> dict:
     else:
         traj = _sgd(cfg, method, hp, spectrum, st0, len(ts) - 1, progress)
     states = {k: v for k, v in traj.items() if k in method.matrices}  # already (T, ...) trajectories
-    modes = _mode_summaries(method, hp, jnp.asarray(C), states)
+    modes = _mode_summaries(method, hp, C, states)
     final = {k: np.asarray(v[-1]) for k, v in traj.items()}
     return {**{k: np.asarray(v) for k, v in modes.items()}, **{f"final_{k}": v for k, v in final.items()}}
 
