@@ -132,22 +132,25 @@ def point_values(cfg: PhaseConfig, X, Y) -> dict:
     return v
 
 
-def _rows(value, n_modes: int):
-    """A per-point array repeated per mode (rows are point-major), or a float kept shared."""
-    return np.repeat(value, n_modes) if np.ndim(value) else np.asarray(float(value))
+def _rows(value, n_points: int, n_modes: int):
+    """A per-point value (array or shared float) as one entry per (point, mode) row, point-major. Fixed
+    parameters are rows too, so the compiled solver depends only on the method and the row count, not on
+    which two parameters a grid sweeps (the two panels of a figure share one executable per method)."""
+    return np.repeat(np.broadcast_to(np.asarray(value, float), (n_points,)), n_modes)
 
 
 def systems(cfg: PhaseConfig, values: dict):
-    """`(y0 (R, d), params)`: reduced methods, one row per (point, mode) with a `Params` of (R,) or 0-d
-    leaves; setter methods, one row per point with `SetterParams` (rows (N,), spectra (N, modes))."""
+    """`(y0 (R, d), params)`: reduced methods, one row per (point, mode) with a `Params` of (R,) leaves
+    (0-d `tau` for the EMA methods, whose tau is a state); setter methods, one row per point with
+    `SetterParams` (rows (N,), spectra (N, modes))."""
     n, m = values["lambdas"].shape
     if cfg.method in SETTER_METHODS:
         full = lambda a: np.broadcast_to(np.reshape(a, (-1, 1)) if np.ndim(a) else a, (n, m)).copy()
         u0 = np.log(full(values["s0"]))
-        return u0, SetterParams(_rows(values["wd"], 1), np.asarray(cfg.eps), values["lambdas"].copy(),
+        return u0, SetterParams(_rows(values["wd"], n, 1), np.asarray(cfg.eps), values["lambdas"].copy(),
                                 full(values["sigma2"]))
     ema = cfg.method in _EMA
-    r = lambda k: _rows(values[k], m)
+    r = lambda k: _rows(values[k], n, m)
     params = Params(eta=r("wd"), alpha_p=r("alpha_p"), alpha_g=r("alpha_g"), lam=r("lam"), beta=r("beta"),
                     lambda_j=values["lambdas"].reshape(-1), sigma2=r("sigma2"),
                     tau=np.asarray(1.0) if ema else r("tau"))
