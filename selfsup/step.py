@@ -31,7 +31,6 @@ mean(z z^T)`` over both views' projector outputs together (2B rows), and for Dir
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -82,25 +81,17 @@ def _optimizer(config: Config, info: data.DataInfo):
     return optim.make_optimizer(config, config.epochs * spe, spe, frozen_predictor=frozen)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _init_module(module, input_shape: tuple, key) -> dict:
-    """``module.init(key, zeros(input_shape), False)`` as one compiled program, keyed on the module and the
-    shape only (a new seed or learning rate reuses it, and so does every method sharing the module). Eager,
-    each initialiser and layer op compiles a program of its own: 6-9 s a process for the small ConvNet, 2-3 s
-    this way; the values are the same bits."""
-    return module.init(key, jnp.zeros(input_shape), False)
-
-
 def init_state(config: Config, key, info: data.DataInfo | None = None) -> TrainState:
     """Fresh parameters (keys fold_in(key, 0/1/2): encoder/predictor/ca1), optimizer state, EMA copy, F=0."""
     config.validate()
     info = info or default_info(config)
     net = _nets(config)
-    v = {"encoder": _init_module(net.encoder, (2, *info.image_shape), jax.random.fold_in(key, 0))}
-    z = (2, config.proj_dim)
-    v["predictor"] = _init_module(net.predictor, z, jax.random.fold_in(key, 1))
+    x = nets.dummy_input(info.image_shape)
+    v = {"encoder": net.encoder.init(jax.random.fold_in(key, 0), x, False)}
+    z = jnp.zeros((2, config.proj_dim))
+    v["predictor"] = net.predictor.init(jax.random.fold_in(key, 1), z, False)
     if net.ca1 is not None:
-        v["ca1"] = _init_module(net.ca1, z, jax.random.fold_in(key, 2))
+        v["ca1"] = net.ca1.init(jax.random.fold_in(key, 2), z, False)
     params = {k: u["params"] for k, u in v.items()}
     stats = {k: u.get("batch_stats", {}) for k, u in v.items()}
     ema = _method(config).uses_ema
