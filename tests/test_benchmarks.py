@@ -1,5 +1,4 @@
 """The prepared accelerator check runs end to end (its CPU smoke) and writes every number it prints."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,19 +7,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_gpu_check_tiny_writes_speed_rows_mfu_and_the_learning_run(tmp_path, capsys):
-    # in this process (the CLI itself runs in the test below): it reuses the suite's compiled programs
+def test_gpu_check_tiny_writes_speed_rows_mfu_and_the_learning_run(tmp_path):
     out = tmp_path / "check.json"
-    returned = _gpu_check().main(["--tiny", "--json", str(out)])
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--tiny", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
-    assert res == json.loads(json.dumps(returned))  # the JSON holds every number main returns
     assert [r["method"] for r in res["speed"]] == ["simsiam", "byol", "phinet"]
     for r in res["speed"]:
         assert r["dtype"] == "bfloat16" and r["images_per_s"] > 0 and r["flops_per_step"] > 0
@@ -29,7 +21,7 @@ def test_gpu_check_tiny_writes_speed_rows_mfu_and_the_learning_run(tmp_path, cap
     run = res["learning_run"]
     assert 0 <= run["linear_acc_10pc"] <= 1 and run["beats_random_init"] == (
         run["linear_acc_10pc"] > run["random_init_linear_acc_10pc"])
-    assert res["provenance"]["versions"]["jax"] and "800-epoch SimSiam" in capsys.readouterr().out
+    assert res["provenance"]["versions"]["jax"] and "800-epoch SimSiam" in proc.stdout
 
 
 def test_gpu_check_refuses_a_bad_epoch_count_in_one_line():
