@@ -238,6 +238,29 @@ def test_default_run_beats_both_baselines_by_10_points_with_10_labels_per_class(
     assert s["linear_acc_10pc"] >= max(pix["linear_acc_10pc"], rnd["linear_acc_10pc"]) + 0.10 - 1e-9, s
 
 
+def test_compare_reuses_finished_runs_and_tabulates_mean_and_sample_std_of_each_field(tmp_path):
+    import dataclasses
+
+    from selfsup import compare
+    base = Config.smoke()
+    accs = {0: (0.90, [0.90, 0.80, 0.70, 0.80, 0.80]), 1: (0.94, [0.94, 0.84, 0.74, 0.84, 0.84])}
+    for seed, (few, draws) in accs.items():  # finished runs, written by hand: compare must not train
+        cfg = base.replace(method="simsiam", seed=seed, out_dir=str(tmp_path), run_name=f"simsiam-s{seed}")
+        run = tmp_path / cfg.run_name
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+        scores = {"linear_acc": 0.98, "linear_acc_10pc": few, "linear_acc_10pc_draws": draws}
+        (run / "summary.json").write_text(json.dumps({**scores, "erank": 5.0, "wall_s": 10.0, "baselines": {
+            "pixels": {"linear_acc": 0.86, "linear_acc_10pc": 0.6, "linear_acc_10pc_draws": [0.6] * 5}}}))
+    rows = compare.compare(base, ["simsiam"], [0, 1], tmp_path)
+    assert rows["simsiam"]["linear_acc_10pc"] == [0.90, 0.94]
+    assert rows["simsiam"]["linear_acc_10pc_draws"] == pytest.approx([0.80, 0.84])  # each run's mean
+    assert rows["baseline: pixels"]["linear_acc_10pc_draws"] == pytest.approx([0.6, 0.6])
+    line = next(r for r in compare.table(rows).splitlines() if r.startswith("| simsiam"))
+    sd = np.std([90.0, 94.0], ddof=1)
+    assert line.split(" | ")[1:4] == ["98.0 ± 0.0", f"92.0 ± {sd:.1f}", f"82.0 ± {sd:.1f}"]
+
+
 def test_presets_set_the_papers_recipes_and_flags_override_them():
     from selfsup.config import preset
     c = preset("simsiam-cifar10")
@@ -267,6 +290,21 @@ def test_summary_reports_every_score_and_both_baselines_from_the_same_split(tmp_
     want = ref.fit(px(digits.x_train), digits.y_train).score(px(digits.x_test), digits.y_test)
     assert saved["baselines"]["pixels"]["knn_acc_k20"] == pytest.approx(want, abs=2 / len(digits.y_test))
     assert saved["baselines"]["pixels"]["linear_acc"] > 0.9  # digits are linearly separable in pixels
+    # the few-label probe on 5 label draws: the first is linear_acc_10pc's, each is a plain logistic fit
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from selfsup.evaluate import FEW_LABEL_DRAWS, few_label_indices
+    for scores in (saved, saved["baselines"]["random_init"], saved["baselines"]["pixels"]):
+        draws = scores["linear_acc_10pc_draws"]
+        assert len(draws) == FEW_LABEL_DRAWS == 5 and draws[0] == scores["linear_acc_10pc"]
+    few = few_label_indices(digits.y_train, 10, seed=3)
+    assert not np.array_equal(few, few_label_indices(digits.y_train, 10, seed=0))
+    xs = StandardScaler().fit(px(digits.x_train[few]))
+    fit = LogisticRegression(max_iter=1000).fit(xs.transform(px(digits.x_train[few])), digits.y_train[few])
+    want = fit.score(xs.transform(px(digits.x_test)), digits.y_test)
+    got = saved["baselines"]["pixels"]["linear_acc_10pc_draws"][3]
+    assert got == pytest.approx(want, abs=2 / len(digits.y_test))
 
 
 _BAD_DATASET = ["--dataset", "nope"]
