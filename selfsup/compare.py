@@ -21,6 +21,7 @@ import numpy as np
 
 from dynamics import jit_cache
 from selfsup.config import Config, Parser, add_flags, from_args, run_cli
+from selfsup.evaluate import FEW_LABEL_DRAWS
 
 SIX = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
 FIELDS = ("linear_acc", "linear_acc_10pc", "linear_acc_10pc_draws", "knn_acc_k20", "knn_acc_k200")
@@ -73,8 +74,8 @@ def _cell(v, scale=100.0, digits=1) -> str:
 
 def table(rows: dict) -> str:
     """Markdown table: accuracies in %, mean ± std over seeds (sample std, ddof = 1)."""
-    head = ("| encoder | linear | linear, 10 labels/class | same, mean of 5 label draws | kNN k=20 "
-            "| kNN k=200 | eff. rank | time (s) |")
+    head = (f"| encoder | linear | linear, 10 labels/class | same, mean of {FEW_LABEL_DRAWS} label draws "
+            "| kNN k=20 | kNN k=200 | eff. rank | time (s) |")
     lines = [head, "|" + "---|" * 8]
     order = sorted(rows, key=lambda r: (not r.startswith("baseline"), r != "baseline: pixels"))
     for r in order:
