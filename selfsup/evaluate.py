@@ -109,10 +109,10 @@ def feature_scores(htr, ytr, hte, yte, *, num_classes: int, knn_k: int, knn_t: f
     out = {"knn_acc": knn(knn_k), "knn_acc_k20": knn(20), "knn_acc_k200": knn(200)}
     if probe_:
         out["linear_acc"] = linear_probe(htr, ytr, hte, yte, num_classes=num_classes)
-        draws = []
+        y, draws = np.asarray(ytr), []
         for seed in range(FEW_LABEL_DRAWS):  # one shape: one compiled fit for all draws
-            few = few_label_indices(ytr, 10, seed=seed)
-            draws.append(linear_probe(htr[few], np.asarray(ytr)[few], hte, yte, num_classes=num_classes))
+            few = few_label_indices(y, 10, seed=seed)
+            draws.append(linear_probe(htr[few], y[few], hte, yte, num_classes=num_classes))
         out["linear_acc_10pc"], out["linear_acc_10pc_draws"] = draws[0], draws
     return out
 
