@@ -10,7 +10,9 @@ Public API
       from ``jax.random.key(seed)``, so every seed gives the same balanced split. 28x28x1. No download.
     - ``digits``: scikit-learn's 1797 8x8 digits (values 0..16 rescaled to 0..255), split 80/20 per class.
     - ``cifar10`` / ``cifar100``: the official "python version" pickle batches, read from ``root`` (either
-      the extracted ``cifar-10-batches-py`` / ``cifar-100-python`` folder or its parent).
+      the extracted ``cifar-10-batches-py`` / ``cifar-100-python`` folder or its parent) by a restricted
+      unpickler (``read_cifar_pickle``) that admits only what the official files hold, so a crafted batch
+      cannot run code.
     - ``stl10``: the official binary files (``train_X.bin``, ``train_y.bin``, ``test_X.bin``, ``test_y.bin``
       and, with ``unlabeled=True``, ``unlabeled_X.bin`` memory-mapped), from ``root`` (the ``stl10_binary``
       folder or its parent). Images are stored column-major as (N, 3, 96, 96); labels are 1..10 on disk.
@@ -182,12 +184,69 @@ def _find(root: Path, sub: str, names: list[str], what: str) -> Path:
     return base
 
 
-def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+class _CifarUnpickler(pickle.Unpickler):
+    """The official batches hold a dict of bytes keys, lists of ints and bytes, and one uint8 numpy array.
+    Only the globals that rebuild a numeric numpy array or scalar are admitted (``find_class`` is the only
+    way a pickle reaches code), so a crafted file cannot call anything else; a dtype that is not numeric
+    (object, structured, string) is refused while it is being built."""
+
+    _ARRAY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+              ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+              ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "ndarray")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ARRAY:
+            return super().find_class(module, name)
+        if (module, name) == ("numpy", "dtype"):
+            return _numeric_dtype
+        if (module, name) == ("_codecs", "encode"):  # bytes in a protocol-2 pickle written by Python 3
+            return _latin1_bytes
+        raise pickle.UnpicklingError(f"refused to load global {module}.{name}: the official files hold only "
+                                     "dicts, lists, bytes, str, ints and numeric numpy arrays")
+
+
+def _numeric_dtype(*args):
+    dt = np.dtype(*args)
+    if dt.kind not in "biuf" or dt.hasobject:
+        raise pickle.UnpicklingError(f"refused numpy dtype {dt!r}: only numeric arrays are allowed")
+    return dt
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("refused _codecs.encode call that is not str -> latin1 bytes")
+    return text.encode("latin1")
+
+
+def _plain(obj) -> bool:
+    """True if ``obj`` holds only dicts, lists, bytes, str, ints and numeric numpy arrays / scalars."""
+    if isinstance(obj, dict):
+        return all(_plain(k) and _plain(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(map(_plain, obj))
+    if isinstance(obj, np.ndarray | np.generic):  # numpy scalars: labels saved as np.int64 by a copy
+        return obj.dtype.kind in "biuf" and not obj.dtype.hasobject
+    return type(obj) in (bytes, str, int, bool)
+
+
+def read_cifar_pickle(path: Path):
+    """The object in one official CIFAR batch file, read by a restricted unpickler; anything the official
+    files do not contain raises ``DatasetError`` naming the file (no code in the file ever runs)."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise DatasetError(f"{path}: truncated or corrupt CIFAR pickle ({type(e).__name__}: {e})") from None
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            ImportError, MemoryError, OverflowError, RecursionError) as e:
+        msg = " ".join(str(e).split())[:200]
+        raise DatasetError(f"{path}: not a valid CIFAR batch file ({type(e).__name__}: {msg})") from None
+    if not _plain(d):
+        raise DatasetError(f"{path}: not a valid CIFAR batch file (holds objects other than dicts, lists, "
+                           "bytes, str, ints and numeric arrays)")
+    return d
+
+
+def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    d = read_cifar_pickle(path)
     if not isinstance(d, dict) or b"data" not in d or label_key not in d:
         keys = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise DatasetError(f"{path}: expected a dict with keys b'data' and {label_key!r}, got {keys}")

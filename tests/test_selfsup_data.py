@@ -177,3 +177,61 @@ def test_digits_scaled_to_uint8_and_split_per_class():
     d = data.load("digits")
     assert d.x_train.shape[1:] == (8, 8, 1) and d.x_train.max() == 255
     assert len(d.x_train) + len(d.x_test) == 1797 and np.bincount(d.y_test).min() == 35
+
+
+class _Evil:
+    """Unpickling this runs a shell command that creates a file (the attack a data folder could carry)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("payload", ["system", "nested", "missing_module", "object_array"])
+def test_cifar_reader_refuses_pickles_that_run_code(tmp_path, payload):
+    marker = tmp_path / "pwned"
+    base, _ = _cifar10_folder(tmp_path)
+    f = base / "data_batch_1"
+    if payload == "system":
+        _write_pickle(f, _Evil(marker))
+    elif payload == "nested":  # the code sits inside an otherwise valid batch
+        _write_pickle(f, {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": [_Evil(marker)]})
+    elif payload == "missing_module":  # GLOBAL no_such_module.Thing, called with (): once a 33-line traceback
+        f.write_bytes(b"\x80\x02cno_such_module_anywhere\nThing\n)R.")
+    else:
+        _write_pickle(f, {b"data": np.array([b"a", 1], dtype=object), b"labels": [0]})
+    assert not marker.exists()
+    with pytest.raises(data.DatasetError, match="data_batch_1") as err:
+        data.load("cifar10", tmp_path)
+    assert not marker.exists(), "unpickling ran the crafted command"
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_reader_reads_every_pickle_protocol_of_the_official_content(tmp_path, protocol):
+    """The official files are Python 2 protocol-2 pickles; copies re-saved by Python 3 use protocol 2-5
+    (bytes through _codecs.encode at protocol 2, arrays through _frombuffer at 5): all load."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+    obj = {b"batch_label": b"b", b"data": x, b"labels": [3, 9], b"filenames": [b"a.png", b"b.png"]}
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    d = data.read_cifar_pickle(path)
+    np.testing.assert_array_equal(d[b"data"], x)
+    assert d[b"labels"] == [3, 9] and d[b"filenames"] == [b"a.png", b"b.png"]
+
+
+def test_cifar_cli_refuses_a_crafted_batch_with_exit_2_and_one_line(tmp_path):
+    import subprocess
+    import sys
+    marker = tmp_path / "pwned"
+    base, _ = _cifar10_folder(tmp_path)
+    _write_pickle(base / "test_batch", _Evil(marker))
+    cmd = [sys.executable, "-m", "selfsup.train", "--smoke", "--dataset", "cifar10",
+           "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "runs")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and not marker.exists()
+    assert len(r.stderr.strip().splitlines()) == 1 and "test_batch" in r.stderr, r.stderr
