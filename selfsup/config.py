@@ -54,7 +54,9 @@ def _f(default, help: str, choices=None):
 class Config:
     method: str = _f("simsiam", "self-supervised method (registry in selfsup.methods)")
     dataset: str = _f("mnist5k", "dataset", data.DATASETS)
-    data_dir: str = _f("", "folder with the official CIFAR / STL-10 files")
+    data_dir: str = _f("", "cifar10 / cifar100 / stl10 / imagefolder: folder with the official files or an "
+                       "image folder DIR/train/<class>/*, DIR/test/<class>/*")
+    image_size: int = _f(0, "image folders: resize every image to N x N (0: keep; all must share one size)")
     data_seed: int = _f(0, "seed of the mnist5k / digits train-test split (fixed across training seeds)")
     stl10_unlabeled: bool = _f(False, "also train on STL-10's 100k unlabeled images")
     max_images: int = _f(0, "train on the first N training images only (0: all)")
@@ -150,8 +152,7 @@ class Config:
             have = sorted(n for n, m in methods.METHODS.items() if m.uses_ema)
             need(False, "lam_r", f"0 for method={self.method!r}, which has no momentum encoder (methods with "
                  f"one: {have})")
-        need(self.dataset in ("mnist5k", "digits") or self.data_dir, "data_dir",
-             f"a folder with the official files for dataset={self.dataset!r}")
+        data.check_source(self.dataset, self.data_dir, self.image_size)
         return self
 
 

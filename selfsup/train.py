@@ -242,8 +242,7 @@ def resume_meta(ckpt: Path, state, config: dict, *, resume: bool):
 
 
 def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch, write: bool = True):
-    dataset = dataset or data.load(config.dataset, config.data_dir or None, seed=config.data_seed,
-                                   unlabeled=config.stl10_unlabeled)
+    dataset = dataset or data.from_config(config)
     info = dataset.info
     ckpt = run / "checkpoint.msgpack"
     state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed), info),

@@ -31,3 +31,36 @@ import pytest  # noqa: E402
 def x64():
     with jax.enable_x64(True):
         yield
+
+
+SHARED_CIFAR10 = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data",
+                              "cifar10-jpeg.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def cifar10_root(tmp_path_factory):
+    """All of CIFAR-10 as an image folder (../shared/data/cifar10-jpeg.tar.gz, unpacked once per session,
+    about 3 s); tests that use it skip when the tarball is absent (users bring their own copy)."""
+    import tarfile
+    from pathlib import Path
+    if not os.path.isfile(SHARED_CIFAR10):
+        pytest.skip(f"CIFAR-10 tarball not found at {os.path.normpath(SHARED_CIFAR10)} (tests and CI only)")
+    dest = tmp_path_factory.mktemp("cifar10")
+    with tarfile.open(SHARED_CIFAR10) as t:
+        t.extractall(dest, filter="data")
+    return Path(dest) / "cifar10-jpeg"
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg(cifar10_root, tmp_path_factory):
+    """``data.load("cifar10", cifar10_root)``, decoded once per session (about 14 s) into a session cache."""
+    from selfsup import data
+    saved = os.environ.get("SSL_DYNAMICS_IMAGE_CACHE")
+    os.environ["SSL_DYNAMICS_IMAGE_CACHE"] = str(tmp_path_factory.mktemp("image-cache"))
+    try:
+        return data.load("cifar10", cifar10_root, progress=False)
+    finally:
+        if saved is None:
+            del os.environ["SSL_DYNAMICS_IMAGE_CACHE"]
+        else:
+            os.environ["SSL_DYNAMICS_IMAGE_CACHE"] = saved

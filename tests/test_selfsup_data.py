@@ -107,7 +107,7 @@ def test_missing_folder_and_missing_file_errors_name_the_path(tmp_path):
     (base / "data_batch_3").unlink()
     with pytest.raises(data.DatasetNotFoundError, match="data_batch_3"):
         data.load("cifar10", tmp_path)
-    with pytest.raises(ValueError, match="root"):
+    with pytest.raises(ValueError, match="--data-dir"):
         data.load("cifar100")
     with pytest.raises(ValueError, match="'imagenet' is not one of"):
         data.load("imagenet")

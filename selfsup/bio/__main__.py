@@ -67,7 +67,7 @@ def format_table(results: list[dict], random: dict, sched: tuple[str, ...]) -> s
 
 
 def grid(base: BioConfig, rule_names, sched_names) -> dict:
-    dataset = data.load(base.dataset, base.data_dir or None, seed=0)  # the fixed split
+    dataset = data.from_config(base, seed=0)  # the fixed split
     t0, results = time.perf_counter(), []
     random = bio_train.random_encoder(base, dataset=dataset)
     for rule in rule_names:

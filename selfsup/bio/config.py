@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from selfsup import augment
+from selfsup import augment, data
 from selfsup.bio import net, rules, schedules
 from selfsup.config import validated_once
 
@@ -33,7 +33,8 @@ class BioConfig:
     schedule: str = _f("e2e", "e2e (end to end), gll (greedy layer-wise), rll (random layer-wise)",
                        schedules.SCHEDULES)
     dataset: str = _f("mnist5k", "dataset", BIO_DATASETS)
-    data_dir: str = _f("", "folder with the official CIFAR files")
+    data_dir: str = _f("", "cifar10 / cifar100: folder with the official files or an image folder "
+                       "DIR/train/<class>/*, DIR/test/<class>/*")
     max_images: int = _f(0, "train on the first N training images only (0: all)")
     width: int = _f(16, "channels of the 5 conv layers are (w, 2w, 2w, 4w, 4w)")
     embed_dim: int = _f(64, "output size of every head")
@@ -71,7 +72,6 @@ class BioConfig:
         return self.run_name or f"{self.rule}-{self.schedule}-{self.dataset}-s{self.seed}"
 
     def arch(self) -> net.Arch:
-        from selfsup import data
         w = self.width
         return net.Arch((w, 2 * w, 2 * w, 4 * w, 4 * w), (True, True, False, False, False), self.embed_dim,
                         self.pool_grid, data.IMAGE_SHAPES[self.dataset])
@@ -101,7 +101,6 @@ class BioConfig:
         need(0 < self.crop_min <= 1, "crop_min", "in (0, 1]")
         for name in ("flip_p", "jitter_p", "jitter"):
             need(0 <= getattr(self, name) <= 1, name, "in [0, 1]")
-        need(self.dataset in ("mnist5k", "digits") or self.data_dir, "data_dir",
-             f"a folder with the official files for dataset={self.dataset!r}")
+        data.check_source(self.dataset, self.data_dir)
         self.arch().validate()
         return self

@@ -143,7 +143,7 @@ def evaluate_layers(config: BioConfig, groups, dataset: data.Dataset) -> list[fl
 
 def _load(config: BioConfig, dataset):
     if dataset is None:
-        dataset = data.load(config.dataset, config.data_dir or None, seed=0)  # the fixed split
+        dataset = data.from_config(config, seed=0)  # the fixed split
     if tuple(dataset.x_train.shape[1:]) != config.arch().in_shape:
         raise ValueError(f"dataset images {dataset.x_train.shape[1:]} do not match {config.arch().in_shape}")
     return dataset

@@ -64,7 +64,7 @@ def compare(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), 
     """Summaries of every run of ``configurations(...)`` (trained, resumed or reused), each with ``seed``."""
     from selfsup import data
     cfg = base.train
-    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = dataset or data.from_config(cfg)
     return [_run(cc, dataset) for cc in configurations(base, methods, seeds=seeds, residual=residual,
                                                        lam_r=lam_r)]
 

@@ -63,8 +63,8 @@ class ContinualConfig:
     @validated_once
     def validate(self) -> ContinualConfig:
         self.train.validate()
-        classes = data.NUM_CLASSES[self.train.dataset]
-        if not 1 <= self.tasks <= classes:
+        classes = data.NUM_CLASSES.get(self.train.dataset)  # an image folder's: checked once it is read
+        if classes is not None and not 1 <= self.tasks <= classes:
             raise ValueError(f"tasks={self.tasks} is invalid: must be between 1 and the {classes} classes of "
                              f"{self.train.dataset}")
         if self.lam_d < 0:

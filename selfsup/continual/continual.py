@@ -121,7 +121,7 @@ def run_continual(cc: ContinualConfig, *, dataset=None, resume: bool = False, ov
 
 def _run_continual(cc: ContinualConfig, run: Path, dataset, resume: bool, on_task) -> dict:
     cfg, t_run = cc.train, time.perf_counter()
-    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = dataset or data.from_config(cfg)
     dataset = limit(dataset, cfg.max_images)
     split = splits.class_split(dataset.num_classes, cc.tasks, cc.split_seed)
     info, key = dataset.info, jax.random.key(cfg.seed)

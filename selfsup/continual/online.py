@@ -105,7 +105,7 @@ def run_online(oc: OnlineConfig, *, dataset=None, resume: bool = False, overwrit
 
 def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> dict:
     cfg, t_run = oc.train, time.perf_counter()
-    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = dataset or data.from_config(cfg)
     dataset = limit(dataset, cfg.max_images)
     split = splits.class_split(dataset.num_classes, oc.tasks, oc.split_seed)
     key, info = jax.random.key(cfg.seed), dataset.info

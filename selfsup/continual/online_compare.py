@@ -50,7 +50,7 @@ def runs(base: OnlineConfig, methods=METHODS, seeds=(0, 1, 2), *, dataset=None) 
     """``{method: [summary for each seed]}`` (trained, resumed or reused)."""
     from selfsup import data
     cfg = base.train
-    dataset = dataset or data.load(cfg.dataset, cfg.data_dir or None, seed=cfg.data_seed)
+    dataset = dataset or data.from_config(cfg)
     return {m: [_run(dataclasses.replace(base, train=cfg.replace(method=m, seed=s)), dataset) for s in seeds]
             for m in methods}
 

@@ -106,6 +106,7 @@ class TheoryConfig:
             need(getattr(self, name) >= 1, name, ">= 1")
         need(0 < self.rel_tol < 1, "rel_tol", "in (0, 1)")
         need(self.collapse_erank >= 1, "collapse_erank", ">= 1")
+        data.check_source(self.dataset, self.data_dir)
         need(self.name and "/" not in self.name, "name", "a non-empty folder name without '/'")
         for m, wd in self.points():
             train_config(self, m, wd).validate()
@@ -201,7 +202,7 @@ def _run_theory_check(tc: TheoryConfig, dataset) -> dict:
     from tqdm.auto import tqdm
 
     from selfsup.theory import plots as theory_plots
-    dataset = dataset or data.load(tc.dataset, tc.data_dir or None, seed=0)  # the fixed split
+    dataset = dataset or data.from_config(tc, seed=0)  # the fixed split
     rundir.write_config(tc.root, dataclasses.asdict(tc))
     results, arrays = {}, {}
     for m, wd in tqdm(tc.points(), desc="theory check", disable=not tc.progress, file=sys.stderr):
