@@ -12,7 +12,15 @@ on standardised frozen features (``selfsup.probe``: the package's one probe).
 ``linear_acc_10pc`` (10 labels per class, fixed seed) of one set of features, and ``linear_acc_10pc_draws``:
 the same probe on ``FEW_LABEL_DRAWS`` label draws (seeds 0, 1, ...; the first is ``linear_acc_10pc``'s), whose
 mean varies less between runs than the one fixed draw.
-``baselines(config, info, dataset)``: those scores for the untrained encoder and for raw pixels.
+``reestimate_bn(config, info, params, stats, images, *, batch_size=500) -> stats``: BN running statistics
+re-estimated on uint8 ``images``: training-mode passes on the evaluation view in equal chunks, no gradient
+and no parameter change; each BN's running mean / variance is the average over the chunks of its batch mean
+/ (biased, as flax keeps it) batch variance (PyTorch's cumulative ``momentum=None`` re-estimation). With one
+chunk the running mean is exactly the mean of that BN's input over the images.
+``baselines(config, info, dataset)``: those scores for raw pixels and for the untrained encoder, twice:
+``random_init`` with BN statistics re-estimated on the training images (``reestimate_bn``: the fair
+reference every margin is taken against) and ``random_init_bn_init`` with BN's initial running statistics
+(mean 0, variance 1: the number reported before; kept for continuity).
 ``output_std(z)``: mean over dimensions of the std over the batch of z / ||z||; about 1/sqrt(d) for
 well-spread outputs, 0 when collapsed (SimSiam paper, Fig. 2).
 ``effective_rank(z)``: exp of the entropy of the normalised eigenvalues of the output covariance
@@ -147,13 +155,47 @@ def pixel_features(images, mean, std) -> np.ndarray:
     return np.asarray(augment.eval_view(jnp.asarray(images), mean, std)).reshape(len(images), -1)
 
 
+@lru_cache(maxsize=16)
+def _bn_pass_fn(config: Any, info: Any):
+    enc = nets.build(config).encoder
+    momentum = nets.BN_MOMENTUM
+
+    @jax.jit
+    def f(params, stats, images):
+        # from zero statistics one update leaves (1 - momentum) * the batch statistics
+        zero = jax.tree.map(jnp.zeros_like, stats)
+        _, new = nets.apply(enc, params, zero, augment.eval_view(images, info.mean, info.std), True)
+        return jax.tree.map(lambda s: s / (1.0 - momentum), new)
+    return f
+
+
+def reestimate_bn(config, info, params, stats, images, *, batch_size: int = 500):
+    """See the module docstring. The chunks are ``images[i * b:(i + 1) * b]`` with ``b = min(batch_size,
+    len(images))``; a last incomplete chunk is left out so that every chunk weighs the same."""
+    n = len(images)
+    if n == 0:
+        raise ValueError("reestimate_bn needs at least one image")
+    bs = min(batch_size, n)
+    f, total = _bn_pass_fn(config, info), None
+    for i in range(n // bs):
+        batch = f(params, stats, np.asarray(images[i * bs:(i + 1) * bs]))
+        total = batch if total is None else jax.tree.map(jnp.add, total, batch)
+    return jax.device_get(jax.tree.map(lambda t: t / (n // bs), total))
+
+
 def baselines(config, info, dataset, *, probe: bool = True) -> dict:
-    """The same scores for the two references every trained encoder must beat, on the same split:
-    ``random_init`` (the untrained encoder of ``init_state(config, key(seed))``) and ``pixels``."""
+    """The same scores for the references every trained encoder must beat, on the same split: ``pixels``,
+    and the untrained encoder of ``init_state(config, key(seed))``, scored with BN statistics re-estimated on
+    the training images (``random_init``, the fair reference) and with its initial BN statistics
+    (``random_init_bn_init``)."""
     from selfsup.step import init_state
     st = init_state(config, jax.random.key(config.seed), info)
-    rnd = evaluate(config, info, st.params["encoder"], st.batch_stats["encoder"], dataset, probe=probe)
+    params, stats0 = st.params["encoder"], st.batch_stats["encoder"]
+    n = min(len(dataset.x_train), config.max_images) if config.max_images else len(dataset.x_train)
+    stats = reestimate_bn(config, info, params, stats0, dataset.x_train[:n])
+    rnd = evaluate(config, info, params, stats, dataset, probe=probe)
+    rnd0 = evaluate(config, info, params, stats0, dataset, probe=probe)
     px = [pixel_features(x, info.mean, info.std) for x in (dataset.x_train, dataset.x_test)]
     pix = feature_scores(px[0], dataset.y_train, px[1], dataset.y_test, num_classes=dataset.num_classes,
                          knn_k=config.knn_k, knn_t=config.knn_t, probe_=probe)
-    return {"random_init": rnd, "pixels": pix}
+    return {"random_init": rnd, "random_init_bn_init": rnd0, "pixels": pix}

@@ -32,7 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_BN = dict(momentum=0.9, epsilon=1e-5)
+BN_MOMENTUM = 0.9  # flax's convention: running = momentum * running + (1 - momentum) * batch
+_BN = dict(momentum=BN_MOMENTUM, epsilon=1e-5)
 
 
 def max_pool2(x):

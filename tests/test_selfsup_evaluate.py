@@ -73,3 +73,64 @@ def test_few_label_indices_are_balanced_fixed_and_seeded():
     assert len(idx) == 100 and np.all(np.bincount(y[idx]) == 10) and len(set(idx)) == 100
     np.testing.assert_array_equal(idx, ev.few_label_indices(y, 10))
     assert not np.array_equal(idx, ev.few_label_indices(y, 10, seed=1))
+
+
+def _untrained(arch="small", width=4):
+    import jax
+
+    from selfsup import data
+    from selfsup.config import Config
+    from selfsup.step import init_state
+    d = data.load("digits")
+    cfg = Config.smoke(dataset="digits", arch=arch, width=width)
+    st = init_state(cfg, jax.random.key(0), d.info)
+    return cfg, d, st.params["encoder"], st.batch_stats["encoder"]
+
+
+def test_reestimated_bn_mean_and_var_of_the_first_layer_equal_its_conv_output_moments():
+    """One chunk: BN_0's running mean / variance are the mean / (biased) variance over images and positions
+    of the first convolution's output, computed here by an explicit 3x3 'SAME' correlation in numpy."""
+    cfg, d, params, stats = _untrained()
+    x = d.x_train[:300]
+    new = ev.reestimate_bn(cfg, d.info, params, stats, x, batch_size=300)
+    v = (x.astype(np.float64) / 255.0 - np.array(d.info.mean)) / np.array(d.info.std)  # (N, 8, 8, 1)
+    k = np.asarray(params["backbone"]["Conv_0"]["kernel"], np.float64)  # (3, 3, 1, w)
+    p = np.pad(v, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = sum(np.einsum("nhwc,cf->nhwf", p[:, i:i + 8, j:j + 8], k[i, j]) for i in range(3) for j in range(3))
+    bn0 = new["backbone"]["BatchNorm_0"]
+    np.testing.assert_allclose(bn0["mean"], out.mean((0, 1, 2)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn0["var"], out.var((0, 1, 2)), rtol=1e-4, atol=1e-6)
+    old = stats["backbone"]["BatchNorm_0"]
+    assert np.all(np.asarray(old["mean"]) == 0) and np.all(np.asarray(old["var"]) == 1)  # input unchanged
+
+
+def test_reestimated_bn_makes_inference_equal_the_training_mode_pass_on_the_same_images():
+    """With one chunk, every BN's running statistics are its input's batch statistics, so the encoder in
+    inference mode reproduces the training-mode (batch-statistics) forward pass layer by layer."""
+    from selfsup import nets
+    cfg, d, params, stats = _untrained(width=6)
+    x = d.x_train[:256]
+    new = ev.reestimate_bn(cfg, d.info, params, stats, x, batch_size=256)
+    enc = nets.build(cfg).encoder
+    from selfsup import augment
+    view = augment.eval_view(x, d.info.mean, d.info.std)
+    (h_train, z_train), _ = nets.apply(enc, params, stats, view, True)
+    (h_inf, z_inf), _ = nets.apply(enc, params, new, view, False)
+    np.testing.assert_allclose(h_inf, h_train, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(z_inf, z_train, rtol=2e-4, atol=2e-5)
+    (h_old, _), _ = nets.apply(enc, params, stats, view, False)
+    assert np.abs(np.asarray(h_old) - np.asarray(h_train)).max() > 0.1  # the initial statistics do differ
+
+
+def test_reestimated_bn_averages_equal_chunks():
+    cfg, d, params, stats = _untrained()
+    x = d.x_train[:400]
+    a = ev.reestimate_bn(cfg, d.info, params, stats, x[:200], batch_size=200)
+    b = ev.reestimate_bn(cfg, d.info, params, stats, x[200:], batch_size=200)
+    both = ev.reestimate_bn(cfg, d.info, params, stats, x[:450], batch_size=200)  # 50 left over: left out
+    for path in (("backbone", "BatchNorm_3"), ("projector", "BatchNorm_0")):
+        got, one, two = both, a, b
+        for key in path:
+            got, one, two = got[key], one[key], two[key]
+        np.testing.assert_allclose(got["mean"], (np.asarray(one["mean"]) + two["mean"]) / 2, rtol=1e-5,
+                                   atol=1e-6)
