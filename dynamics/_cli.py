@@ -8,12 +8,26 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
+
+# A token that starts like a negative number ("-1e-3", "-.5", "-inf", "-0.2,1", even "-1x"): a value, never a
+# flag (no flag of these CLIs starts with a digit), so the flag's validator sees it and names what is allowed.
+NEGATIVE_VALUE = re.compile(r"^-(?:\d|\.\d|inf|nan)", re.IGNORECASE)
 
 
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line and exit status 2."""
+    """ArgumentParser whose errors are one line and exit status 2. Flags are never abbreviated
+    (`allow_abbrev=False`: `--wd` is not read as `--wds`), and a token that starts like a negative number
+    (`-1e-3`, `-.5`, `-inf`, a comma list `-0.2,1`) is a value, so it reaches the flag's validator, which
+    names the allowed range (argparse itself takes only `-1` and `-0.5` as numbers and says "expected one
+    argument" for the rest)."""
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUE
 
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -77,6 +91,29 @@ def add_output_flags(parser: argparse.ArgumentParser, parent: str, default_name:
 def run_folder(args, default_name: str) -> Path:
     """The run folder the output flags of ``add_output_flags`` name."""
     return Path(args.out) if args.out else Path(args.out_dir) / (args.name or default_name)
+
+
+def writable_folder(parser: Parser, folder: Path) -> Path:
+    """Create `folder` (and its parents) and check that a file can be written in it; a one-line parser error
+    naming the folder otherwise (read-only, a path under a regular file, no permission)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        parser.error(f"output folder {folder} cannot be written ({err.strerror or err}); allowed: a writable "
+                     "folder (--out-dir, --run-name)")
+    return folder
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename, so an interrupted write never leaves a
+    truncated file that a later run would read as finished."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def print_json(obj) -> None:

@@ -13,11 +13,16 @@ shrinks every mode (see `phase_setters`), when `s_j / max_k s_k < s_tol`.
 Writes `phase.npz` (axis values, surviving counts, phases, final states), `summary.json` (resolved config,
 git SHA, counts, agreement with the analytic prediction) and `phase.png` (numerical diagram, analytic
 boundary dashed) to `runs/phase/<--name or method_x_y>/` (or `--out`); an interrupted sweep resumes from
-`partial.npz` there. `--json` prints the summary. Axes and their defaults: `dynamics.phase_grid.AXES`.
+`partial.npz` there. The default folder name adds every fixed setting that differs from its default
+(`phinet_wd_sigma2_lam2`); a folder holding a sweep with another config is refused (exit 2, naming the
+fields that differ) unless `--overwrite` is given. `--json` prints the summary. Axes and their defaults:
+`dynamics.phase_grid.AXES`.
 
 Public API
 - `sweep(cfg, *, checkpoint=None, progress=False) -> dict` (arrays), `prediction(cfg) -> dict | None`,
   `summarize(cfg, arrays, pred) -> dict`, `default_t_max(cfg, values)`, `main(argv=None)`.
+- `run(cfg, out, *, overwrite=False, ...) -> dict` (summary; `ConfigMismatch` for a folder with another
+  config), `default_run_name(cfg)`.
 """
 import json
 import os
@@ -31,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from dynamics import jit_cache
-from dynamics._cli import print_json, run_folder, run_main
+from dynamics._cli import print_json, run_folder, run_main, writable_folder, write_atomic
 from dynamics.matrix_ode import require_x64
 from dynamics.phase_grid import (
     SCALED,
@@ -202,26 +207,44 @@ def _agreement(numeric, predicted) -> dict:
     return {"agreement": float((numeric == predicted).mean()), "max_cells_from_boundary": dist}
 
 
-def run(cfg: PhaseConfig, out: Path, *, progress=True, plot=True, argv=()) -> dict:
+class ConfigMismatch(ValueError):
+    """The run folder holds a sweep with another config (`run` without `overwrite`)."""
+
+
+def _differing(saved: dict, ours: dict) -> list:
+    return sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
+
+
+def run(cfg: PhaseConfig, out: Path, *, overwrite=False, progress=True, plot=True, argv=()) -> dict:
     """Sweep into folder `out` (reusing a finished or partial sweep with the same config), write the
-    npz / JSON / PNG outputs and return the summary."""
+    npz / JSON / PNG outputs and return the summary. A folder holding a sweep with another config raises
+    `ConfigMismatch` naming the differing fields, unless `overwrite` (then its results are replaced)."""
     out.mkdir(parents=True, exist_ok=True)
     prov = provenance()
     config = {"phase": cfg.asdict(), "git_sha": prov["git_sha"], "provenance": prov, "argv": list(argv)}
     saved = out / "config.json"
     resolved = json.loads(json.dumps(config))["phase"]  # tuples as lists, as read back
-    same = saved.exists() and json.loads(saved.read_text())["phase"] == resolved
-    if not same:
-        for stale in ("phase.npz", "partial.npz"):
-            (out / stale).unlink(missing_ok=True)
-    saved.write_text(json.dumps(config, indent=1))
+    earlier, results = _saved_config(saved), ("phase.npz", "partial.npz", "summary.json", "phase.png")
+    if earlier is None:  # results without a readable config: of unknown settings
+        differ = ["config.json missing or unreadable"] if any((out / f).exists() for f in results) else []
+    else:
+        differ = _differing(earlier, resolved)
+    if differ and not overwrite:
+        raise ConfigMismatch(f"output folder {out} holds a sweep with another config (differs in "
+                             f"{', '.join(differ)}); allowed: the same settings (to resume), --overwrite, or "
+                             "a new --run-name / --out-dir")
+    for stale in results if differ else ():
+        (out / stale).unlink(missing_ok=True)
+    write_atomic(saved, json.dumps(config, indent=1))
     start = time.perf_counter()
     if (out / "phase.npz").exists():
         arrays = dict(np.load(out / "phase.npz"))
     else:
         with jax.enable_x64(True):
             arrays = sweep(cfg, checkpoint=out / "partial.npz", progress=progress)
-        np.savez(out / "phase.npz", **arrays)
+        tmp = out / "phase.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, out / "phase.npz")
         (out / "partial.npz").unlink(missing_ok=True)
     pred = prediction(cfg)
     summary = {**summarize(cfg, arrays, pred), "config": config, "out_dir": str(out),
@@ -231,8 +254,34 @@ def run(cfg: PhaseConfig, out: Path, *, progress=True, plot=True, argv=()) -> di
 
         plot_phase(cfg, arrays, pred, out / "phase.png")
         summary["png"] = str(out / "phase.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return summary
+
+
+def _saved_config(path: Path) -> dict | None:
+    """The `phase` config saved in `path`, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads(path.read_text())["phase"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def default_run_name(cfg: PhaseConfig) -> str:
+    """`<method>_<x>_<y>`, then every fixed setting that differs from `PhaseConfig`'s default, e.g.
+    `phinet_wd_sigma2_lam2` (so sweeps at other fixed values land in folders of their own)."""
+    defaults, parts = PhaseConfig(), [cfg.method, cfg.x, cfg.y]
+    for name in NAMED_FIELDS:
+        value = getattr(cfg, name)
+        if name in (cfg.x, cfg.y) or value == getattr(defaults, name):
+            continue
+        text = "-".join(f"{v:g}" for v in value) if isinstance(value, tuple) else (
+            value if isinstance(value, str) else f"{value:g}")
+        parts.append(f"{name}{text}")
+    return "_".join(parts)
+
+
+NAMED_FIELDS = ("wd", "sigma2", "alpha_p", "alpha_g", "lam", "beta", "tau", "p0", "s0", "g0", "lambdas",
+                "exponent", "modes", "eps", "setter_form")
 
 
 def main(argv=None) -> None:
@@ -242,9 +291,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     jit_cache.enable()
     cfg = resolve(ap, args)
-    out = run_folder(args, f"{cfg.method}_{cfg.x}_{cfg.y}")
-    summary = run(cfg, out, progress=not args.json, plot=not args.no_plot,
-                  argv=sys.argv[1:] if argv is None else argv)
+    out = writable_folder(ap, run_folder(args, default_run_name(cfg)))
+    try:
+        summary = run(cfg, out, overwrite=args.overwrite, progress=not args.json, plot=not args.no_plot,
+                      argv=sys.argv[1:] if argv is None else argv)
+    except ConfigMismatch as err:
+        ap.error(str(err))
     if args.json:
         print_json(summary)
         return

@@ -7,7 +7,7 @@ parameter not swept (`--wd 0.05 --sigma2 0.5 --alpha-p 1 --alpha-g 1 --lam 1 --b
 `l_j = j^-a`; an `exponent` axis implies `--modes 8` unless given), the solver (`--t-max`, `--s-tol 1e-6`,
 `--rtol 1e-6`, `--atol 1e-10`, `--chunk 16384`, `--eps 0.01` and `--setter equivariant|normalised` for the
 setters) and outputs (`--out-dir` runs/phase, `--run-name`; old spellings `--name`, `--out` kept for one
-release; `--json`, `--no-plot`).
+release; `--overwrite` to replace a sweep with another config, `--json`, `--no-plot`).
 """
 from dynamics._cli import Parser, add_output_flags, number, number_list
 from dynamics.methods import SETTER_FORMS
@@ -19,10 +19,14 @@ _LOW = {"wd": (0.0, False), "sigma2": (0.0, False), "alpha_p": (0.0, True), "alp
         "g0": None, "exponent": None}
 
 
+# what a parameter whose PhaseConfig default is None means
+_UNSET_DEFAULT = {"s0": "p0^2/alpha_p, on the invariant parabola", "exponent": "none: the --lambdas spectrum"}
+
+
 def build_parser() -> Parser:
     ap = Parser(prog="python -m dynamics.phase", description="Collapse phase diagram over two parameters.")
     add = ap.add_argument
-    add("--method", default="simsiam", help=f"one of {', '.join(PHASE_METHODS)} (simsiam)")
+    add("--method", default="simsiam", help=f"one of {', '.join(PHASE_METHODS)} (default: simsiam)")
     add("--x", default="wd", help=f"x axis: one of {', '.join(AXES)} (wd)")
     add("--y", default="sigma2", help="y axis (sigma2)")
     for a in ("x", "y"):
@@ -32,20 +36,25 @@ def build_parser() -> Parser:
     defaults = PhaseConfig()
     for name, low in _LOW.items():
         lo, strict = low if low else (None, False)
-        default = getattr(defaults, name)
+        shown = _UNSET_DEFAULT.get(name, getattr(defaults, name))
         add("--" + name.replace("_", "-"), type=number(lo, strict=strict), default=None,
-            help=f"fixed value when not an axis ({'p0^2/alpha_p' if default is None else default})")
+            help=f"{AXES[name][3]}: its fixed value when not an axis (default: {shown})")
     add("--lambdas", type=number_list(0.0, strict=True), default=None, help="data eigenvalues (1)")
     add("--modes", type=number(1, integer=True), default=None, help="modes of the power-law spectrum (8)")
     add("--eps", type=number(0.0), default=None, help="directpred / directcopy setter eps (0.01)")
     add("--setter", choices=SETTER_FORMS, default=None,
         help="directpred / directcopy setter form (equivariant: p = sqrt(f) + eps sqrt(f_max))")
-    add("--t-max", type=number(0.0, strict=True), default=None, help="horizon (default: see phase.py)")
+    add("--t-max", type=number(0.0, strict=True), default=None,
+        help="horizon (default: 200 / the smallest SimSiam threshold l^2/(4c) on the grid, clipped to "
+             "[1e3, 1e5])")
     add("--s-tol", type=number(0.0, strict=True), default=1e-6, help="collapse: s below this (1e-6)")
     add("--rtol", type=number(0.0, strict=True), default=1e-6, help="solver relative tolerance (1e-6)")
     add("--atol", type=number(0.0, strict=True), default=1e-10, help="solver absolute tolerance (1e-10)")
     add("--chunk", type=number(1, integer=True), default=16384, help="rows per jitted call (16384)")
-    add_output_flags(ap, "runs/phase", "method_x_y")
+    add_output_flags(ap, "runs/phase", "method_x_y, then each fixed setting that differs from its default, "
+                     "e.g. phinet_wd_sigma2_lam2")
+    add("--overwrite", action="store_true",
+        help="replace a sweep with another config in the run folder (default: refuse it, exit 2)")
     add("--json", action="store_true", help="print the summary as one JSON object")
     add("--no-plot", action="store_true", help="skip phase.png")
     return ap

@@ -7,9 +7,11 @@
 
 Writes `<method>.npz` (per-mode time series `ts`, `s`, `p`, `g`, ...; final matrices at matrix/sgd level),
 `<method>.json`, `summary.json` (resolved config, git SHA, results) and `modes.png` to
-`<--out-dir, runs/simulate>/<--run-name or timestamp>/`; re-running into the same folder with the same config
-reuses the methods already finished. Prints a per-method table, or with `--json` one JSON object: for one
-method `{method, level, surviving, modes: [{p0, s0, p, s, collapsed, ...}], config, out_dir}`, for several
+`<--out-dir, runs/simulate>/<--run-name or timestamp>/`. The same command again (same simulation settings,
+any method list) into the same folder resumes: methods already finished there are reused, the rest computed;
+a folder holding another config is refused, naming the fields that differ (exit 2). Prints a per-method
+table, or with `--json` one JSON object: for one method
+`{method, level, surviving, modes: [{p0, s0, p, s, collapsed, ...}], config, out_dir}`, for several
 `{runs: [...], config, out_dir}`. Spectrum: `--lambdas` (data eigenvalues) with `--sigma2` (one value or
 one per mode); `--sigma2` alone means X = I; neither means the default anisotropic spectrum.
 `--setter equivariant|normalised` picks DirectPred / DirectCopy's predictor setter (`dynamics.methods`);
@@ -37,6 +39,8 @@ from dynamics._cli import (
     run_folder,
     run_main,
     same_lengths,
+    writable_folder,
+    write_atomic,
 )
 from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
@@ -170,13 +174,23 @@ def resolve(ap: Parser, args) -> tuple:
 
 
 def _out_dir(ap: Parser, args, config: dict) -> Path:
-    out = run_folder(args, time.strftime("%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
+    """The run folder, created and writable; a folder holding a run with another simulation config is
+    refused. The comparison is between the JSON forms (a saved list against a tuple would never be equal,
+    and the same command could not resume its own folder)."""
+    out = writable_folder(ap, run_folder(args, time.strftime("%Y%m%d-%H%M%S")))
     saved = out / "config.json"
-    if saved.exists() and json.loads(saved.read_text())["sim"] != config["sim"]:
-        ap.error(f"output folder {out} holds a run with another config; allowed: a new --run-name or "
-                 "--out-dir")
-    saved.write_text(json.dumps(config, indent=1))
+    if saved.exists():
+        try:
+            earlier = json.loads(saved.read_text())["sim"]
+        except (ValueError, KeyError, TypeError):
+            ap.error(f"output folder {out} holds an unreadable config.json; allowed: a new --run-name or "
+                     "--out-dir")
+        ours = json.loads(json.dumps(config["sim"]))
+        differ = sorted(k for k in set(earlier) | set(ours) if earlier.get(k) != ours.get(k))
+        if differ:
+            ap.error(f"output folder {out} holds a run with another config (differs in {', '.join(differ)}); "
+                     "allowed: the same settings (to resume), a new --run-name or --out-dir")
+    write_atomic(saved, json.dumps(config, indent=1))
     return out
 
 
@@ -195,9 +209,9 @@ def _run_all(names, cfg: SimConfig, out: Path, quiet: bool, plot: bool = False) 
     todo = []
     for name in names:
         npz, js = out / f"{name}.npz", out / f"{name}.json"
-        if npz.exists() and js.exists():
+        try:  # finished: both files complete (each written atomically, the .json last)
             arrays[name], results[name] = dict(np.load(npz)), json.loads(js.read_text())
-        else:
+        except (OSError, ValueError):
             todo.append(name)
     workers = max(1, min(len(todo), os.cpu_count() or 1))
     todo.sort(key=lambda n: _SLOWEST_FIRST.index(n) if n in _SLOWEST_FIRST else len(_SLOWEST_FIRST))
@@ -209,8 +223,10 @@ def _run_all(names, cfg: SimConfig, out: Path, quiet: bool, plot: bool = False) 
                         file=sys.stderr):
             name = jobs[job]
             arrays[name], results[name] = job.result()
-            np.savez(out / f"{name}.npz", **arrays[name])
-            (out / f"{name}.json").write_text(json.dumps(results[name], indent=1))
+            tmp = out / f"{name}.tmp.npz"  # the .json, written last, marks the method finished
+            np.savez(tmp, **arrays[name])
+            os.replace(tmp, out / f"{name}.npz")
+            write_atomic(out / f"{name}.json", json.dumps(results[name], indent=1))
     return {n: arrays[n] for n in names}, [results[n] for n in names]
 
 
@@ -241,7 +257,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     arrays, results = _run_all(names, cfg, out, args.json, plot=not args.no_plot)
     summary = {"config": config, "out_dir": str(out), "wall_s": time.perf_counter() - start, "runs": results}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
     if not args.no_plot:
         from dynamics._plot import plot_modes
 
