@@ -28,10 +28,45 @@ def test_analyze_json_contract_with_tian21_numbers():
     assert fps[2]["eigenvalues"] == pytest.approx([-0.612220 * np.sqrt(0.7), -0.1], abs=1e-6)
 
 
+def phinet_threshold_by_hand(lam, sigma2=0.5, l=1.0, tau=1.0, alpha_p=1.0, alpha_g=1.0):
+    """PhiNet's collapse weight decay, derived by hand from its loss (docs/theory.md section 2), not
+    from dynamics: per mode, `L = 1/2 E(p w x1 - tau w x2)^2 + lam/2 E(g p w x1 - tau w x0)^2` with the
+    targets held fixed gives `ds/dt = 2 s [p (tau l - c p) + lam q (tau l - c q)] - 2 eta s`
+    (q = g p, c = l + sigma2); `dp/dt = 0` with `ds/dt = 0` gives `s = p^2 / alpha_p` (the balance
+    law) and `dg/dt = 0` gives `g = alpha_g lam tau l p s / (eta + alpha_g lam c p^2 s)`. A
+    non-collapsed fixed point exists while `max_p H(p; eta) >= eta`, H the bracket above; the threshold
+    is the eta where that maximum touches eta (a bounded maximisation inside a brentq on eta)."""
+    from scipy.optimize import brentq, minimize_scalar
+
+    c = l + sigma2
+
+    def H(p, eta):
+        s = p * p / alpha_p
+        q = p * alpha_g * lam * tau * l * p * s / (eta + alpha_g * lam * c * p * p * s)
+        return p * (tau * l - c * p) + lam * q * (tau * l - c * q)
+
+    def margin(eta):
+        grid = np.linspace(1e-6, tau * l / c, 4001)
+        k = int(np.argmax(H(grid, eta)))
+        best = minimize_scalar(lambda p: -H(p, eta), bounds=(grid[max(k - 1, 0)], grid[min(k + 1, 4000)]),
+                               method="bounded", options={"xatol": 1e-13})
+        return -best.fun - eta
+
+    simsiam = tau**2 * l**2 / (4 * c)
+    return brentq(margin, simsiam, (1 + lam) * simsiam, xtol=1e-14)
+
+
+def test_phinet_threshold_by_hand_matches_the_values_quoted_in_the_issue():
+    # issue 26: PhiNet collapse thresholds 0.18818 / 0.25585 / 0.41679 at lam = 0.5 / 1 / 2 (sigma2 = 0.5)
+    for lam, quoted in ((0.5, 0.18818), (1.0, 0.25585), (2.0, 0.41679)):
+        assert phinet_threshold_by_hand(lam) == pytest.approx(quoted, abs=5e-6)
+
+
 def test_analyze_phinet_reports_g_and_a_higher_threshold():
     out = json.loads(_run("dynamics.analyze", "--method", "phinet", "--sigma2", "0.5", "--wd", "0.05",
                           "--lam", "1", "--alpha-g", "1", "--json").stdout)
-    assert out["collapse_wd"] == pytest.approx(0.2558536, rel=1e-6)
+    assert out["collapse_wd"] == pytest.approx(phinet_threshold_by_hand(1.0), rel=1e-8)
+    assert 1 / 6 < out["collapse_wd"] < 1 / 3  # above SimSiam's tau^2/(4c), below (1 + lam) times it
     assert all("g" in fp for fp in out["fixed_points"])
 
 
