@@ -1,6 +1,13 @@
-"""The documents the code cites live in the repository: every `docs/<name>.md` (and its `section N`) cited
-in a docstring or comment exists, and no code file cites the out-of-tree THEORY / METHODS notes any more."""
+"""The documents hold together.
+
+The docs the code cites live in the repository: every `docs/<name>.md` (and its `section N`) cited in a
+docstring or comment exists, and no code file cites the out-of-tree THEORY / METHODS notes any more. The
+README is a front door (at most 250 lines, no commit SHAs or dates, the install CI runs); every relative link
+and anchor in the README, docs/ and benchmarks/README.md resolves, every command they name exists, and
+docs/flags.md is what the parsers print."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +64,90 @@ def test_no_code_file_cites_the_out_of_tree_notes():
     new, stale = sorted(offenders - PENDING), sorted(PENDING - offenders)
     assert not new, f"cite docs/theory.md or docs/methods.md instead: {new}"
     assert not stale, f"no longer citing the bare notes, drop from PENDING: {stale}"
+
+
+# ---------------------------------------------------------------------------------------- the front door
+MANUAL = ("README.md", "benchmarks/README.md", *sorted(p.relative_to(ROOT).as_posix()
+                                                       for p in (ROOT / "docs").glob("*.md")))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+SHA = re.compile(r"`[0-9a-f]{7,40}`")
+DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+PYTHON_M = re.compile(r"python -m ([\w.]+)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _prose(text: str) -> str:
+    """Markdown without its code blocks and code spans (where `[a](t)` is an equation, not a link)."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+
+
+def _anchors(doc: Path) -> set:
+    text = re.sub(r"^```.*?^```", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+def test_the_readme_is_a_front_door_without_shas_dates_or_history():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = text.count("\n")
+    assert lines <= 250, f"README.md has {lines} lines; allowed: 250 (the manual lives in docs/)"
+    assert not SHA.findall(text), f"README.md cites commits {SHA.findall(text)}; history lives in git"
+    assert not DATE.findall(text), f"README.md holds dates {DATE.findall(text)}; current numbers only"
+    for needed in ("3.11", 'python -m pip install -e ".[test]" -c constraints.txt', "python -m pytest",
+                   "python -m dynamics.simulate --wd 5e-4", "figures/simulate_default.png"):
+        assert needed in text, f"README.md lost {needed!r}"
+
+
+def test_the_readme_installs_exactly_as_ci_does():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in ('python -m pip install -q -e ".[test]" -c constraints.txt', "python -m pytest"):
+        assert command in ci, f".ci/run no longer runs {command!r}: update this test and the README"
+        assert command.replace(" -q", "") in readme
+
+
+@pytest.mark.parametrize("page", MANUAL)
+def test_every_relative_link_and_anchor_resolves(page):
+    doc = ROOT / page
+    bad = []
+    for target in LINK.findall(_prose(doc.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        if not dest.exists():
+            bad.append(f"{target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            bad.append(f"{target} (no such heading)")
+    assert not bad, f"{page}: broken links: {bad}"
+
+
+@pytest.mark.parametrize("page", MANUAL)
+def test_every_command_the_manual_names_exists(page):
+    """Each `python -m X` is a CLI of the packages (one that `docs/gen_flags.py` runs with --help) or a
+    figure script; each `python benchmarks/x.py` or `docs/x.py` is a file."""
+    import importlib.util
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import gen_flags
+    finally:
+        sys.path.pop(0)
+    clis = set(gen_flags.cli_modules())
+    text = (ROOT / page).read_text(encoding="utf-8")
+    missing = [m for m in sorted(set(PYTHON_M.findall(text)))
+               if m not in clis and not (m.startswith("figures.") and importlib.util.find_spec(m))
+               and m not in ("pip", "pytest", "venv") and not m.endswith((".", "_"))]  # figures.<name>
+    missing += [f for f in sorted(set(re.findall(r"python ((?:benchmarks|docs)/\w+\.py)", text)))
+                if not (ROOT / f).exists()]
+    assert not missing, f"{page} names commands that do not exist: {missing}"
+
+
+def test_the_flags_reference_is_generated_from_the_parsers():
+    """docs/flags.md is what `python docs/gen_flags.py` writes from every CLI's parser (one process, a few
+    seconds); after a flag change, run that command."""
+    proc = subprocess.run([sys.executable, "docs/gen_flags.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
