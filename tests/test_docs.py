@@ -151,3 +151,16 @@ def test_the_flags_reference_is_generated_from_the_parsers():
     proc = subprocess.run([sys.executable, "docs/gen_flags.py", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_flag_the_manual_names_exists():
+    """A `--flag` in the README or the guides is a flag of a CLI (docs/flags.md) or of a benchmark or figure
+    script, so a renamed or removed flag cannot linger in the prose."""
+    flag = re.compile(r"(?<![\w-])(--[a-z][\w-]*)")
+    known = set(flag.findall((ROOT / "docs" / "flags.md").read_text(encoding="utf-8")))
+    for script in [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "figures").glob("*.py")]:
+        known |= set(re.findall(r'add_argument\(\s*"(--[\w-]+)"', script.read_text(encoding="utf-8")))
+    for page in MANUAL:
+        if page != "docs/flags.md":
+            unknown = sorted(set(flag.findall((ROOT / page).read_text(encoding="utf-8"))) - known)
+            assert not unknown, f"{page} names flags no CLI or script has: {unknown}"
