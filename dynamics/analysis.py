@@ -25,6 +25,9 @@ Public API
   scale=1)` (scale k: the loss x k), `loss_scale(name, params)` (1 + lam for the two scaled methods, else 1)
 - `collapse_wd(name, params, *, rtol=1e-10)`: the largest eta with a stable non-collapsed fixed point.
 - `saddle(name, params)`: p of the smallest non-collapsed fixed point (the collapse saddle p_-), or None.
+- `fixed_points`, `collapse_wd` and `saddle` take `general=True` for the general solver of
+  `dynamics.fixed_points` (fixed points from the method's own sympy field, certified, no closed form); a
+  registered method (`methods.register`) or an ablation always takes that path.
 """
 import functools
 from typing import NamedTuple
@@ -33,7 +36,10 @@ import jax
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from dynamics.reduced import Params, reduced_field, state_names
+from dynamics.fixed_points import collapse_wd as general_collapse_wd
+from dynamics.fixed_points import fixed_points as general_fixed_points
+from dynamics.methods import METHODS, get_method
+from dynamics.reduced import Params, has_reduced, reduced_field, state_names
 
 ANALYSED_METHODS = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled")
 _SCALED = ("phinet-eyeg", "simsiam-scaled")
@@ -45,20 +51,35 @@ class FixedPoint(NamedTuple):
     stable: bool
 
 
-def _check(name: str) -> None:
-    if name not in ANALYSED_METHODS:
-        raise ValueError(f"no fixed-point analysis for {name!r}; allowed: {', '.join(ANALYSED_METHODS)}")
+def _general(name: str, general: bool) -> bool:
+    """Whether `name` takes the general path (`dynamics.fixed_points`): asked for, or a method without a
+    closed form here (a registered one, or an ablation with a per-mode system)."""
+    if name in ANALYSED_METHODS and not general:
+        return False
+    if not has_reduced(name):
+        allowed = [*ANALYSED_METHODS, *(n for n in METHODS if has_reduced(n) and n not in ANALYSED_METHODS)]
+        raise ValueError(f"no fixed-point analysis for {name!r}; allowed: {', '.join(allowed)}")
+    return True
+
+
+def _xphinet_off_one(name: str, params: Params) -> bool:
+    """X-PhiNet with a fixed target scale tau != 1 on its SimSiam term: its clean term's target is the EMA
+    encoder (ratio 1 at the fixed points), not tau, so the one-equation reduction `h(p)` (one tau for both
+    terms) does not hold; the general solver does (its fixed points are zeros of the field there, the
+    closed form's were not)."""
+    return name == "xphinet" and params.tau != 1.0
 
 
 @functools.cache
-def _jac(name: str):
-    return jax.jit(jax.jacfwd(reduced_field(name)))
+def _jac(method):  # keyed on the definition (a method registered again is differentiated again)
+    return jax.jit(jax.jacfwd(reduced_field(method.name)))
 
 
 def jacobian(name: str, y, params: Params) -> np.ndarray:
     """Jacobian of the reduced field of `name` at state y (n_states,), float64."""
     with jax.enable_x64(True):
-        return np.asarray(_jac(name)(np.asarray(y, dtype=np.float64), Params(*map(float, params))))
+        y = np.asarray(y, dtype=np.float64)
+        return np.asarray(_jac(get_method(name))(y, Params(*map(float, params))))
 
 
 def _fixed_point(name: str, values: dict, params: Params) -> FixedPoint:
@@ -142,9 +163,12 @@ def _origin(name: str, params: Params) -> dict | None:
     return values
 
 
-def fixed_points(name: str, params: Params) -> list:
-    """All fixed points of the reduced system (origin first, then non-collapsed by increasing p)."""
-    _check(name)
+def fixed_points(name: str, params: Params, *, general: bool = False) -> list:
+    """All fixed points of the reduced system (origin first, then non-collapsed by increasing p); the closed
+    forms for the built-in methods, the general solver (`dynamics.fixed_points`) for the others or with
+    `general=True`."""
+    if _general(name, general) or _xphinet_off_one(name, params):
+        return general_fixed_points(name, params)
     out = []
     origin = _origin(name, params)
     if origin is not None:
@@ -165,12 +189,14 @@ def _survives(name: str, params: Params) -> bool:
     return any(fp.stable and fp.state["s"] > 0 for fp in fixed_points(name, params))
 
 
-def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
+def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10, general: bool = False) -> float:
     """Largest weight decay eta with a stable non-collapsed fixed point (params.eta is ignored).
     simsiam: `tau^2 l^2 / (4c)`; byol: `l^2 / (4c)` (tau = 1 at its fixed points; BYOL with the target ratio
     frozen at T is SimSiam's system with tau = T); phinet-eyeg, simsiam-scaled: `(1 + lam) tau^2 l^2 / (4c)`;
-    phinet / xphinet: bisection on eta in (0, (1 + lam) tau^2 l^2 / (4c)]."""
-    _check(name)
+    phinet / xphinet: bisection on eta in (0, (1 + lam) tau^2 l^2 / (4c)]. Other methods, or `general=True`:
+    `dynamics.fixed_points.collapse_wd` (a scan and bisection over the general solver)."""
+    if _general(name, general) or _xphinet_off_one(name, params):
+        return general_collapse_wd(name, params, rtol=rtol)
     tau = 1.0 if name == "byol" else params.tau
     simsiam = tau**2 * params.lambda_j**2 / (4 * (params.lambda_j + params.sigma2))
     if name in ("simsiam", "byol") + _SCALED:
@@ -184,8 +210,9 @@ def collapse_wd(name: str, params: Params, *, rtol: float = 1e-10) -> float:
     return float(lo)
 
 
-def saddle(name: str, params: Params):
+def saddle(name: str, params: Params, *, general: bool = False):
     """The collapse saddle: p of the smallest-p non-collapsed fixed point with p > 0 (unstable; its stable
     manifold bounds the collapse basin), or None past the threshold."""
-    fps = [fp for fp in fixed_points(name, params) if fp.state["s"] > 0 and fp.state["p"] > 0]
+    fps = [fp for fp in fixed_points(name, params, general=general)
+           if fp.state["s"] > 0 and fp.state.get("p", 0.0) > 0]
     return fps[0].state["p"] if fps else None

@@ -7,13 +7,20 @@ prints one JSON object: `collapse_wd` (number), `fixed_points` (list of objects 
 Jacobian's eigenvalues, ascending) and `stable` (bool)), and `method`, `params` (the resolved parameters).
 Without `--json` a short table. `--lam` applies to phinet / xphinet / phinet-eyeg (Wg = I) / simsiam-scaled
 (loss x (1 + lam)), `--alpha-g` to phinet / xphinet, `--beta` to byol / xphinet, `--tau` (a fixed target
-scale) to every method but byol, whose tau is a state variable.
+scale) to every method but byol, whose tau is a state variable. `--method` also takes any registered method
+with a per-mode system, or `module:attribute` (a `dynamics.methods.Method`, imported and registered): those
+go through the general solver of `dynamics.fixed_points` (every parameter flag applies), which exits 1 with
+one line where it cannot certify a fixed point.
 """
+import sys
+
 import numpy as np
 
 from dynamics._cli import Parser, number, print_json
 from dynamics.analysis import ANALYSED_METHODS, collapse_wd, fixed_points
-from dynamics.reduced import Params
+from dynamics.fixed_points import Uncertified
+from dynamics.methods import METHODS, load_method
+from dynamics.reduced import Params, has_reduced
 
 _SCALED = ("phinet-eyeg", "simsiam-scaled")
 _ONLY_FOR = {"lam": ("phinet", "xphinet") + _SCALED, "alpha_g": ("phinet", "xphinet"),
@@ -22,7 +29,10 @@ _ONLY_FOR = {"lam": ("phinet", "xphinet") + _SCALED, "alpha_g": ("phinet", "xphi
 
 def build_parser() -> Parser:
     ap = Parser(prog="python -m dynamics.analyze", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", required=True, choices=ANALYSED_METHODS)
+    ap.add_argument("--method", required=True,
+                    help=f"one of {', '.join(ANALYSED_METHODS)} (closed forms), another method with a "
+                         "per-mode system, or module:attribute naming a dynamics.methods.Method to register "
+                         "(general solver: dynamics.fixed_points)")
     ap.add_argument("--sigma2", type=number(0.0), default=0.5, help="augmentation variance of the mode (0.5)")
     ap.add_argument("--lambda-j", type=number(0.0, strict=True), default=1.0, help="data eigenvalue (1)")
     ap.add_argument("--wd", type=number(0.0), default=0.0, help="weight decay eta (0)")
@@ -35,9 +45,25 @@ def build_parser() -> Parser:
     return ap
 
 
+def _method(ap: Parser, spec: str) -> str:
+    """The method's name (`module:attribute` imported and registered); a parser error otherwise."""
+    try:
+        name = load_method(spec)
+    except ValueError as err:
+        ap.error(str(err))
+    if not has_reduced(name):
+        allowed = [n for n in METHODS if has_reduced(n)]
+        ap.error(f"--method {name} has no per-mode system to analyse; allowed: {', '.join(allowed)}")
+    return name
+
+
 def resolve(ap: Parser, args) -> Params:
-    """Params from the arguments; an error for an option the method does not take."""
+    """Params from the arguments (and `args.method` resolved to a registered name); an error for an option
+    the method does not take."""
+    args.method = _method(ap, args.method)
     for field, methods in _ONLY_FOR.items():
+        if args.method not in ANALYSED_METHODS:
+            continue  # a registered method takes every parameter (its terms say which matter)
         if getattr(args, field) is not None and args.method not in methods:
             flag = "--" + field.replace("_", "-")
             ap.error(f"{flag} does not apply to --method {args.method}; allowed for: {', '.join(methods)}")
@@ -58,7 +84,12 @@ def report(method: str, params: Params) -> dict:
 def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
-    out = report(args.method, resolve(ap, args))
+    params = resolve(ap, args)
+    try:
+        out = report(args.method, params)
+    except Uncertified as err:
+        sys.stderr.write(f"{ap.prog}: cannot certify: {err}\n")
+        raise SystemExit(1) from None
     if args.json:
         print_json(out)
         return

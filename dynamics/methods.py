@@ -6,7 +6,9 @@ views=(a, b))`; with the view moments `C[a, b] = E[x_a x_b^T]` (dynamics.moments
 which matrices follow gradient flow (`W` at rate 1, `Wp` at `alpha_p`, `Wg` at `alpha_g`), which are EMA
 targets (`dWa/dt = beta (W - Wa)`) and whether the predictor `Wp` is set from the predictor-input
 correlation instead of trained. The matrix ODE, SGD and the sympy-reduced per-mode systems are all built from
-these terms, so adding a method means adding an entry to `METHODS`.
+these terms, so adding a method means registering it: `register(Method(...))` (checked at registration: every
+term refers to a matrix of the method, every trained matrix is used, every EMA target has a source), after
+which every function and CLI takes it by name (the CLIs also take `--method module:attribute`).
 
 Two entries take PhiNet's threshold gain apart (docs/theory.md section 4): `phinet-eyeg` is PhiNet with the
 CA1 predictor fixed to the identity (`Wg = I`, not trained: its clean term is
@@ -24,7 +26,8 @@ Predictor setters (`Wp` set from `F = E[f f^T] = U diag(f) U^T`, f = W x1), in t
 
 Public API
 - `Term`, `Method`, `Hyper` (hyper-parameters), `METHODS` (registry), `DEFAULT_METHODS` (the six methods)
-- `get_method(name)`, `expected_loss(method, mats, C, hp)`, `predictor_input_correlation(W, C)`
+- `get_method(name)`, `register(method)`, `check_method(method)`, `load_method("name" or "module:attr")`,
+  `BUILTIN_METHODS`; `expected_loss(method, mats, C, hp)`, `predictor_input_correlation(W, C)`
 - setters: `SETTER_FORMS`, `directpred_predictor(F, eps, form)`, `directcopy_predictor(F, eps, form)`,
   `set_predictor(method, F, hp)` (form `hp.setter_form`)
 """
@@ -113,6 +116,9 @@ METHODS = {
     )
 }
 DEFAULT_METHODS = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
+BUILTIN_METHODS = tuple(METHODS)
+_ENCODERS = ("W", "Wa", "Wm")  # n2 x n1: the encoder and its EMA copies, the only possible targets
+_PREDICTORS = ("Wp", "Wg")  # n2 x n2: applied after the encoder
 
 
 def get_method(name: str) -> Method:
@@ -120,6 +126,105 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def _term_problems(k: int, term: Term, state: set) -> list:
+    """What is wrong with term k of a method whose matrices are `state`."""
+    where, problems = f"term {k} ({' '.join(term.online)} -> {term.target})", []
+    for m in (*term.online, term.target):
+        if m not in state:
+            problems.append(f"{where} refers to unknown matrix {m!r}; allowed: the method's matrices "
+                            f"{', '.join(sorted(state))}")
+    if not term.online or term.online[-1] != "W" or any(m not in _PREDICTORS for m in term.online[:-1]):
+        problems.append(f"{where}: its online chain must be predictors ({', '.join(_PREDICTORS)}) applied to "
+                        f"the encoder, ending in 'W'; got {term.online!r}")
+    if term.target not in _ENCODERS:
+        problems.append(f"{where}: its target must be an encoder ({', '.join(_ENCODERS)}); "
+                        f"got {term.target!r}")
+    if len(term.views) != 2 or any(v not in (0, 1, 2) for v in term.views):
+        problems.append(f"{where}: views must be two of 0 (clean), 1, 2 (augmented); got {term.views!r}")
+    if term.weight is not None and term.weight not in Hyper.__dataclass_fields__:
+        problems.append(f"{where}: weight {term.weight!r} is not a hyper-parameter; allowed: None or one of "
+                        f"{', '.join(Hyper.__dataclass_fields__)}")
+    return problems
+
+
+def check_method(method: Method) -> None:
+    """Raise ValueError naming every term (or matrix) of `method` that is wrong: a term referring to an
+    unknown matrix, a trained matrix no term uses, an EMA target without a source (or with an untrained
+    one), a chain that is not predictors on the encoder, a target that is not an encoder."""
+    if not isinstance(method, Method):
+        raise ValueError(f"expected a dynamics.methods.Method, got {type(method).__name__}")
+    problems = []
+    for m in method.trained:
+        if m not in RATES:
+            problems.append(f"trained matrix {m!r} is unknown; allowed: {', '.join(RATES)}")
+    if "W" not in method.trained:
+        problems.append("the encoder 'W' must be trained")
+    sources = {}
+    for entry in method.ema:
+        target, source = (tuple(entry) + (None, None))[:2]
+        if target not in ("Wa", "Wm"):
+            problems.append(f"EMA target {target!r} is unknown; allowed: Wa, Wm")
+        if source is None or source not in method.trained:
+            problems.append(f"EMA target {target!r} has no source (got {source!r}); allowed: a trained "
+                            "matrix, ('Wa', 'W')")
+        sources[target] = source
+    if method.setter is not None and method.setter not in _SETTERS:
+        problems.append(f"setter {method.setter!r} is unknown; allowed: {', '.join(_SETTERS)}")
+    state = set(method.trained) | set(sources) | ({"Wp"} if method.setter else set())
+    if not method.terms:
+        problems.append("no loss terms")
+    for k, term in enumerate(method.terms):
+        if not isinstance(term, Term):
+            problems.append(f"term {k} is a {type(term).__name__}, not a dynamics.methods.Term")
+            continue
+        problems += _term_problems(k, term, state)
+    used = {m for t in method.terms if isinstance(t, Term) for m in (*t.online, t.target)}
+    for m in method.trained:
+        if m not in used:
+            problems.append(f"trained matrix {m!r} is used by no term; allowed: drop it from trained, or use "
+                            "it in a term")
+    for t in sources:
+        if t not in used:
+            problems.append(f"EMA target {t!r} is used by no term")
+    if problems:
+        raise ValueError(f"method {method.name!r}: " + "; ".join(problems))
+
+
+def register(method: Method) -> Method:
+    """Make `method` usable by name everywhere (matrix ODE, SGD, per-mode system, fixed points and
+    thresholds, the CLIs). Its definition is checked first (`check_method`); a built-in name is refused;
+    registering a user method again with the same definition is a no-op, with another definition replaces
+    it (and drops what was compiled for the old one)."""
+    check_method(method)
+    if method.name in BUILTIN_METHODS:
+        raise ValueError(f"method {method.name!r}: the name clashes with a built-in method; allowed: any "
+                         f"name but {', '.join(BUILTIN_METHODS)}")
+    if not method.name or ":" in method.name or "," in method.name:
+        raise ValueError(f"method name {method.name!r} is empty or holds ':' or ','; allowed: a plain name")
+    old = METHODS.get(method.name)
+    METHODS[method.name] = method
+    if old is not None and old != method:
+        jax.clear_caches()  # jitted functions keyed on the name alone would reuse the old definition
+    return method
+
+
+def load_method(spec: str) -> str:
+    """The name of a method given as a registered name or as `module:attribute` (the module is imported
+    and the attribute, a `Method`, registered); ValueError with a one-line reason otherwise."""
+    if ":" not in spec:
+        get_method(spec)
+        return spec
+    import importlib
+
+    module, _, attribute = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot load method {spec!r}: {err}; allowed: module:attribute naming a "
+                         "dynamics.methods.Method") from None
+    return register(obj).name
 
 
 def _chain(mats: dict, names: tuple) -> jax.Array:

@@ -12,7 +12,8 @@ lambdified to JAX. For SimSiam this reproduces Tian21: `dp/dt = alpha_p s (tau l
 
 Public API (all right-hand sides are pure, jittable and vmappable over `Params` and states)
 - `Params(eta, alpha_p, alpha_g, lam, beta, lambda_j, sigma2, tau)`: one mode's parameters (NamedTuple).
-- `REDUCED_METHODS`; `state_names(name)`: e.g. ("p", "s") for simsiam, ("p", "g", "s", "tau_m") for xphinet.
+- `REDUCED_METHODS` (built-in), `has_reduced(name)` (also registered methods); `state_names(name)`:
+  e.g. ("p", "s") for simsiam, ("p", "g", "s", "tau_m") for xphinet.
 - `derive(name) -> dict[state, sympy expr]` (cached); `reduced_field(name) -> f(y, params)`.
 - `integrate(name, y0, params, ts, *, rtol=1e-9, atol=1e-12)`: diffrax Tsit5, (T, n_states); vmappable.
 - `collapsed(name, y, s_tol=1e-6)`: True where the mode's s has fallen below s_tol (vmappable).
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import sympy as sp
 
-from dynamics.methods import RATES, get_method
+from dynamics.methods import BUILTIN_METHODS, METHODS, RATES, get_method
 
 REDUCED_METHODS = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled", "simsiam-nosg",
                    "simsiam-nopred")
@@ -56,9 +57,17 @@ def state_names(name: str) -> tuple:
     return trained + ("s",) + tuple(_EMA_STATE[t] for t, _ in method.ema)
 
 
+def has_reduced(name: str) -> bool:
+    """Whether `name` has a per-mode system here: a built-in of `REDUCED_METHODS`, or any registered method
+    without a predictor setter (`methods.register`)."""
+    return name in REDUCED_METHODS or (name in METHODS and METHODS[name].setter is None
+                                       and name not in BUILTIN_METHODS)
+
+
 def _method(name: str):
-    if name not in REDUCED_METHODS:
-        raise ValueError(f"no per-mode reduced system for {name!r}; allowed: {', '.join(REDUCED_METHODS)}")
+    if not has_reduced(name):
+        allowed = [n for n in METHODS if has_reduced(n)]
+        raise ValueError(f"no per-mode reduced system for {name!r}; allowed: {', '.join(allowed)}")
     return get_method(name)
 
 
@@ -83,10 +92,13 @@ def _scalar_loss(method, sym, targets):
     return loss
 
 
-@functools.cache
 def derive(name: str) -> dict:
     """Symbolic per-mode right-hand sides `{state: d state/dt}` of method `name` (sympy expressions)."""
-    method = _method(name)
+    return _derive(_method(name))
+
+
+@functools.cache  # keyed on the definition, so a method registered again under its name is derived again
+def _derive(method) -> dict:
     w, s = sp.Symbol("w", positive=True), sp.Symbol("s", positive=True)
     sym = {"W": w, **{m: sp.Symbol(v, real=True) for m, v in _SCALAR.items()}}
     ratio = {t: sp.Symbol(_EMA_STATE[t], real=True) for t, _ in method.ema}
@@ -104,11 +116,15 @@ def derive(name: str) -> dict:
     return {k: sp.expand(sp.expand(v).subs(w, sp.sqrt(s))) for k, v in rhs.items()}
 
 
-@functools.cache
 def reduced_field(name: str):
     """`f(y, params) -> dy/dt` for y (n_states,) in `state_names(name)` order and a `Params`."""
-    names = state_names(name)
-    exprs = derive(name)
+    return _field(_method(name))
+
+
+@functools.cache
+def _field(method):
+    names = state_names(method.name)
+    exprs = _derive(method)
     args = [sp.Symbol("s", positive=True) if n == "s" else sp.Symbol(n, real=True) for n in names]
     fn = sp.lambdify([args, list(_P.values())], [exprs[n] for n in names], modules="jax")
 

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynamics.analysis import ANALYSED_METHODS, fixed_points
+from dynamics.fixed_points import Uncertified
 from dynamics.matrix_ode import init_state, mode_summary, solve
-from dynamics.methods import Hyper, get_method
+from dynamics.methods import BUILTIN_METHODS, Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
 from dynamics.phase_setters import (
     SETTER_METHODS,
@@ -36,7 +37,7 @@ from dynamics.phase_setters import (
     setter_fixed_point,
     setter_predictor,
 )
-from dynamics.reduced import Params, integrate, state_names
+from dynamics.reduced import Params, has_reduced, integrate, state_names
 from dynamics.sgd import run_sgd
 
 
@@ -89,18 +90,23 @@ class SimConfig:
 
 def predicted_modes(cfg: SimConfig, name: str) -> list | None:
     """Per data mode, the stable non-collapsed fixed point (dict) or None (collapse); None for methods
-    without a fixed-point analysis (the ablations; DirectPred / DirectCopy with the normalised setter)."""
+    without a fixed-point analysis (the ablations; DirectPred / DirectCopy with the normalised setter) and
+    where the general solver of a registered method cannot certify one."""
     if name in SETTER_METHODS:
         if cfg.setter_form != "equivariant":
             return None
         fp = setter_fixed_point(name, cfg.setter_params(), cfg.setter_form)
         return [{"p": float(p), "s": float(s)} if alive else None
                 for p, s, alive in zip(fp["p"], fp["s"], fp["surviving"])]
-    if name not in ANALYSED_METHODS:
+    registered = name not in BUILTIN_METHODS and has_reduced(name)  # the general solver's fixed points
+    if name not in ANALYSED_METHODS and not registered:
         return None
     out = []
     for params in cfg.params(name):
-        stable = [fp.state for fp in fixed_points(name, params) if fp.stable and fp.state["s"] > 0]
+        try:
+            stable = [fp.state for fp in fixed_points(name, params) if fp.stable and fp.state["s"] > 0]
+        except Uncertified:
+            return None  # no certified prediction: none is given
         out.append(stable[-1] if stable else None)
     return out
 

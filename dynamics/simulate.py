@@ -42,11 +42,11 @@ from dynamics._cli import (
     writable_folder,
     write_atomic,
 )
-from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS
+from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS, load_method
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
 from dynamics.phase_setters import SETTER_METHODS
 from dynamics.provenance import provenance
-from dynamics.reduced import REDUCED_METHODS
+from dynamics.reduced import REDUCED_METHODS, has_reduced
 from dynamics.runs import SimConfig, simulate_method
 from dynamics.sgd import LOSSES
 
@@ -60,7 +60,8 @@ _PER_MODE = REDUCED_METHODS + SETTER_METHODS  # methods with a reduced level
 def build_parser() -> Parser:
     ap = Parser(prog="python -m dynamics.simulate", description=__doc__.split("\n\n")[0])
     add = ap.add_argument
-    add("--method", default=None, help=f"comma list of {', '.join(METHODS)} (default: the six methods)")
+    add("--method", default=None, help=f"comma list of {', '.join(METHODS)}, or module:attribute naming a "
+        "dynamics.methods.Method to register (default: the six methods)")
     add("--level", choices=LEVELS, default="matrix")
     add("--wd", type=number(0.0), default=5e-4, help="weight decay eta (5e-4)")
     add("--lambdas", type=number_list(0.0, strict=True), default=None, help="data eigenvalues, comma list")
@@ -95,10 +96,12 @@ def build_parser() -> Parser:
 
 def _methods(ap: Parser, args) -> tuple:
     names = DEFAULT_METHODS if args.method is None else tuple(args.method.split(","))
+    try:  # module:attribute is imported and registered (methods.register)
+        names = tuple(load_method(name) for name in names)
+    except ValueError as err:
+        ap.error(str(err))
     for name in names:
-        if name not in METHODS:
-            ap.error(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
-        if args.level == "reduced" and name not in _PER_MODE and args.method is not None:
+        if args.level == "reduced" and name not in _PER_MODE and not has_reduced(name):
             ap.error(f"--level reduced has no per-mode system for {name!r}; allowed: "
                      f"{', '.join(_PER_MODE)} (use --level matrix)")
     if args.setter is not None and not set(names) & set(SETTER_METHODS):
