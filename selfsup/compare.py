@@ -1,11 +1,13 @@
 """The method comparison: every method x several seeds with the trainer's defaults, as mean +- std.
 
-``python -m selfsup.compare`` (default: the six methods, seeds 0, 1, 2, mnist5k) trains each run with
-``selfsup.train.train`` into ``runs/compare/<name>/<method>-s<seed>/``, skips runs that already have a
-``summary.json`` and resumes an interrupted one from its checkpoint (so an interrupted comparison resumes
-where it stopped) and writes ``table.md`` and
-``results.json`` beside them. Rows: raw pixels and the untrained encoder (from the runs' own baselines,
-same code, same split), then each method. Columns: ``linear_acc``, ``linear_acc_10pc``, the mean of
+``python -m selfsup.compare`` (default: the six methods, seeds 0, 1, 2, mnist5k; ``--preset cifar10-cpu
+--data-dir DIR`` for CIFAR-10) trains each run with ``selfsup.train.train`` into
+``<out-dir>/<run-name>/<method>-s<seed>/`` (default ``runs/compare/<preset or dataset>/``), skips runs
+that already have a ``summary.json`` and resumes an interrupted one from its checkpoint (so an interrupted
+comparison resumes where it stopped) and writes ``table.md`` and ``results.json`` beside them. Rows: raw
+pixels and the untrained encoder (from the runs' own baselines, same code, same split: ``random_init`` with
+BN statistics re-estimated on the training images, ``random_init_bn_init`` with its initial ones), then
+each method. Columns: ``linear_acc``, ``linear_acc_10pc``, the mean of
 ``linear_acc_10pc_draws`` (the few-label probe on 5 label draws: less noisy than one), ``knn_acc_k20``,
 ``knn_acc_k200``, ``erank``, wall seconds. Any trainer flag is accepted and applies to every run.
 
@@ -13,6 +15,7 @@ Public API: ``compare(base, methods, seeds, root) -> dict`` and ``table(results)
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -20,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from dynamics import jit_cache
-from selfsup.config import Config, Parser, add_flags, from_args, run_cli
+from selfsup.config import PRESETS, Config, Parser, add_flags, from_args, preset, presets_help, run_cli
 from selfsup.evaluate import FEW_LABEL_DRAWS
+from selfsup.methods import METHODS
 
 SIX = ("simsiam", "byol", "phinet", "xphinet", "directpred", "directcopy")
 FIELDS = ("linear_acc", "linear_acc_10pc", "linear_acc_10pc_draws", "knn_acc_k20", "knn_acc_k200")
@@ -62,7 +66,7 @@ def _check_same(cfg: Config, run: Path) -> None:
     if diff:
         fields = rundir.describe_diff(saved, want, diff)
         raise ValueError(f"{run} was trained with a different config ({fields}): remove it or use another "
-                         "--name")
+                         "--run-name")
 
 
 def _cell(v, scale=100.0, digits=1) -> str:
@@ -86,25 +90,41 @@ def table(rows: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = Parser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0])
-    add_flags(p)
-    p.add_argument("--methods", default=",".join(SIX), help="comma-separated methods")
+    p = Parser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0], epilog=presets_help(),
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flags(p, exclude=("method", "seed", "out_dir", "run_name"))  # set per run by the comparison
+    p.add_argument("--preset", default="", help=f"start every run from a named recipe, one of "
+                   f"{sorted(PRESETS)}")
+    p.add_argument("--methods", default=",".join(SIX), help=f"comma-separated methods, of {sorted(METHODS)}")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
-    p.add_argument("--name", default="mnist5k", help="folder under runs/compare")
+    p.add_argument("--out-dir", default="runs/compare", help="parent folder of comparisons (default: "
+                   "runs/compare)")
+    p.add_argument("--run-name", default="", help="the comparison's folder under --out-dir, holding one run "
+                   "folder per method and seed (default: the preset's name, else the dataset's)")
     ns = p.parse_args(argv)
     jit_cache.enable()
 
     def run():
-        base = from_args(ns, Config(progress=False)).validate()
-        methods = tuple(m for m in ns.methods.split(",") if m)
+        start = preset(ns.preset, progress=False) if ns.preset else Config(progress=False)
+        base = from_args(ns, start).validate()
+        if ns.preset:
+            preset(ns.preset, **dataclasses.asdict(base))  # the dataset given must suit the preset
+        methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip())
         try:
-            seeds = tuple(int(s) for s in ns.seeds.split(",") if s)
+            seeds = tuple(int(s) for s in ns.seeds.split(",") if s.strip())
         except ValueError:
             raise ValueError(f"seeds={ns.seeds!r} is invalid: must be comma-separated integers") from None
+        if not methods or not seeds:
+            raise ValueError(f"methods={ns.methods!r} / seeds={ns.seeds!r} is invalid: both must be "
+                             "non-empty")
         for m in methods:
             base.replace(method=m).validate()
-        root = Path("runs/compare") / ns.name
-        root.mkdir(parents=True, exist_ok=True)
+        root = Path(ns.out_dir) / (ns.run_name or ns.preset or base.dataset)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot write comparison folder {root} ({e.strerror or e}); allowed: a "
+                             "writable --out-dir") from None
         rows = compare(base, methods, seeds, root)
         (root / "results.json").write_text(json.dumps(rows, indent=1))
         (root / "table.md").write_text(table(rows) + "\n")

@@ -3,7 +3,8 @@
 Public API
 ----------
 ``Config``: every hyper-parameter of a run (fields below, each with its help text). ``Config.smoke(**kw)``:
-a tiny variant for tests and notebooks (512 images, width-8 convnet, batch 64, 1 epoch).
+a tiny variant for tests and notebooks (512 images, width-8 convnet, batch 64, 1 epoch), writing under
+``runs/smoke/`` so that a later real run is never refused because of it.
 ``config.validate()``: raises ``ValueError`` naming the bad value and what is allowed; the checks run once
 per config object (``validated_once``: ``train``, ``make_step`` and ``init_state`` all call it, the work is
 done by the first), a replaced config is checked afresh.
@@ -60,13 +61,15 @@ class Config:
     data_seed: int = _f(0, "seed of the mnist5k / digits train-test split (fixed across training seeds)")
     stl10_unlabeled: bool = _f(False, "also train on STL-10's 100k unlabeled images")
     max_images: int = _f(0, "train on the first N training images only (0: all)")
-    arch: str = _f("small", "backbone: small = 4-conv net keeping a 4x4 map; small-gap = the former 3-conv "
-                   "net with global pooling", ("small", "small-gap", "resnet18"))
+    arch: str = _f("small", "backbone: small = 4-conv net with max-pools keeping a 4x4 map (28x28 input); "
+                   "strided = the same widths with strides 1-2-2-2 (4x4 map from 32x32); small-gap = the "
+                   "former 3-conv net with global pooling", ("small", "strided", "small-gap", "resnet18"))
     width: int = _f(16, "base width of the small convnets")
     proj_layers: int = _f(2, "projector depth (Linear-BN-ReLU blocks + final Linear[-BN])")
     proj_hidden: int = _f(512, "projector hidden width")
     proj_dim: int = _f(128, "projector output dimension d")
-    pred_hidden: int = _f(0, "predictor bottleneck width (0: d / 4)")
+    pred_hidden: int = _f(0, "predictor hidden width (0: the method's: d / 4 for the SimSiam family, "
+                          "proj_hidden for BYOL's expanding predictor)")
     predictor: str = _f("mlp", "predictor h (DirectPred/DirectCopy always use linear)", ("mlp", "linear"))
     lam: float = _f(1.0, "PhiNet / X-PhiNet weight of the CA1 (clean-view) loss")
     ema_m0: float = _f(0.9, "BYOL / DirectPred / DirectCopy: initial EMA momentum, cosine-scheduled to 1 "
@@ -86,7 +89,8 @@ class Config:
     momentum: float = _f(0.9, "SGD / LARS momentum")
     wd: float = _f(5e-4, "weight decay (the only source of decay)")
     warmup_epochs: int = _f(2, "linear warm-up epochs before the cosine decay")
-    fix_pred_lr: bool = _f(True, "keep the predictor h's learning rate constant at the peak")
+    fix_pred_lr: bool = _f(True, "keep the SimSiam-family predictor h's learning rate constant at the peak "
+                           "(BYOL's h always follows the schedule)")
     lars_trust: float = _f(1e-3, "LARS trust coefficient")
     crop_min: float = _f(0.5, "random resized crop: smallest area fraction")
     flip_p: float = _f(0.0, "horizontal flip probability (digits: 0, mirror images are other symbols)")
@@ -109,7 +113,7 @@ class Config:
     def smoke(cls, **overrides) -> Config:
         small = dict(max_images=512, width=8, proj_hidden=64, proj_dim=32, pred_hidden=16, batch_size=64,
                      epochs=1, warmup_epochs=0, knn_k=20, linear_probe=False, baselines=False, log_every=4,
-                     progress=False)
+                     progress=False, out_dir="runs/smoke/selfsup")
         return cls(**{**small, **overrides})
 
     def replace(self, **kw) -> Config:
@@ -166,9 +170,18 @@ _BYOL_CIFAR = dict(
     pred_hidden=4096,
     crop_min=0.08, flip_p=0.5, jitter=0.4, jitter_p=0.8, gray_p=0.2, blur_p=0.0, knn_k=200, eval_every=10)
 
+_CIFAR_CPU = dict(
+    arch="strided", width=32, max_images=10000, batch_size=256, lr=1.0, wd=5e-4, epochs=20, warmup_epochs=2,
+    proj_layers=2, proj_hidden=512, proj_dim=128, crop_min=0.2, flip_p=0.5, jitter=0.4, jitter_p=0.8,
+    gray_p=0.2, blur_p=0.0, knn_k=200, eval_every=5)
+
 # name -> (what it is, the datasets it is meant for, the fields it sets)
 PRESETS: dict[str, tuple[str, tuple[str, ...], dict]] = {
     "mnist5k": ("the default CPU regime (about 2.5 min on 2 cores)", ("mnist5k",), {}),
+    "cifar10-cpu": ("a CIFAR-10 regime that learns on 2 CPU cores in about 10 minutes: 10,000 training "
+                    "images, 4-conv strided net (width 32, 4x4 map), SimSiam's CIFAR augmentations, 20 "
+                    "epochs; scored on the 10,000 test images, kNN bank = all 50,000 training images",
+                    ("cifar10",), {**_CIFAR_CPU, "dataset": "cifar10"}),
     "simsiam-cifar10": ("SimSiam paper, CIFAR-10: ResNet-18, SGD lr 0.03 x B/256, B 512, 800 epochs",
                         ("cifar10",), {**_SIMSIAM_CIFAR, "dataset": "cifar10"}),
     "simsiam-cifar100": ("the SimSiam CIFAR recipe on CIFAR-100", ("cifar100",),
@@ -201,15 +214,17 @@ def presets_help() -> str:
     return "\n".join(lines)
 
 
-def add_flags(parser: argparse.ArgumentParser, defaults=None) -> None:
-    """One ``--flag`` per field of the frozen dataclass instance ``defaults`` (default ``Config()``).
+def add_flags(parser: argparse.ArgumentParser, defaults=None, *, exclude=()) -> None:
+    """One ``--flag`` per field of the frozen dataclass instance ``defaults`` (default ``Config()``), except
+    the fields named in ``exclude`` (a command that sets them itself does not offer them).
 
     The help shows ``defaults``' value; a flag not given on the command line is absent from the namespace
     (``argparse.SUPPRESS``), so ``from_args`` keeps the preset's value and a given flag always wins.
     """
     defaults = Config() if defaults is None else defaults
     for f in dataclasses.fields(defaults):
-        add_field_flag(parser, f, getattr(defaults, f.name))
+        if f.name not in exclude:
+            add_field_flag(parser, f, getattr(defaults, f.name))
 
 
 def _comma_list(elem):

@@ -82,8 +82,11 @@ def _knn_scores(train_h, train_y, test_h, k, t, num_classes):
 
 def knn_accuracy(train_h, train_y, test_h, test_y, *, k: int = 200, t: float = 0.1, num_classes: int,
                  chunk: int = 500) -> float:
-    """Fraction of test points whose exp(cos / t)-weighted vote over the k nearest train points is right."""
-    k = min(k, len(train_h))
+    """Fraction of test points whose exp(cos / t)-weighted vote over the k nearest train points is right;
+    ``k`` larger than the memory bank raises ``ValueError`` (never clamped silently)."""
+    if not 1 <= k <= len(train_h):
+        raise ValueError(f"knn_k={k} is invalid: must be between 1 and the {len(train_h)} images of the kNN "
+                         "memory bank")
     train_h, train_y = jnp.asarray(train_h, jnp.float32), jnp.asarray(train_y)
     preds = [np.asarray(_knn_scores(train_h, train_y, jnp.asarray(test_h[i:i + chunk], jnp.float32), k, t,
                                     num_classes)).argmax(-1) for i in range(0, len(test_h), chunk)]
@@ -114,7 +117,8 @@ def feature_scores(htr, ytr, hte, yte, *, num_classes: int, knn_k: int, knn_t: f
     ``knn_acc_k20``, ``knn_acc_k200``, ``linear_acc`` (all training labels), ``linear_acc_10pc`` (10 labels
     per class, ``few_label_indices(seed=0)``), ``linear_acc_10pc_draws`` (seeds 0 .. FEW_LABEL_DRAWS - 1)."""
     knn = lambda k: knn_accuracy(htr, ytr, hte, yte, k=k, t=knn_t, num_classes=num_classes)
-    out = {"knn_acc": knn(knn_k), "knn_acc_k20": knn(20), "knn_acc_k200": knn(200)}
+    # the fixed-k columns are None where the bank holds fewer images than k
+    out = {"knn_acc": knn(knn_k), **{f"knn_acc_k{k}": knn(k) if k <= len(htr) else None for k in (20, 200)}}
     if probe_:
         out["linear_acc"] = linear_probe(htr, ytr, hte, yte, num_classes=num_classes)
         y, draws = np.asarray(ytr), []

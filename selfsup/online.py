@@ -9,6 +9,7 @@ another run (``selfsup.rundir``) and a corrupt checkpoint exit with status 2 and
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def main(argv=None) -> dict:
@@ -23,7 +24,8 @@ def main(argv=None) -> dict:
     ns, oc = parse(parser, argv, OnlineConfig)
     oc = run_cli(parser, oc.validate)
     jit_cache.enable()
-    summary = run_cli(parser, lambda: run_online(oc, resume=ns.resume, overwrite=ns.overwrite))
+    resume = run_cli(parser, lambda: rundir.cli_resume(ns, Path(oc.train.out_dir) / oc.name))
+    summary = run_cli(parser, lambda: run_online(oc, resume=resume, overwrite=ns.overwrite))
     print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
                                               "run_dir")}))
     return summary

@@ -9,7 +9,10 @@ theory check's root folder go through ``open_run``, so they share one policy:
   ``lr: 0.1 -> 0.2``; with ``overwrite=True`` the old run's files are removed first;
 - a folder that holds a run with the same config is refused unless ``resume=True`` (the trainer then
   continues from its checkpoint, or starts from the beginning when there is none yet) or ``overwrite=True``;
-- ``resume=True`` and ``overwrite=True`` exclude each other.
+- ``resume=True`` and ``overwrite=True`` exclude each other;
+- a folder that cannot be created or written raises ``RunFolderError`` naming it.
+On the command line (``add_cli_flags``, ``cli_resume``) ``--resume`` is stricter: the folder must hold the run
+(a mistyped name is refused, not started afresh); ``--resume-if-present`` is the lenient form.
 
 The comparison leaves out ``IGNORED``: config fields that do not change results (``progress``, ``out_dir``,
 ``run_name``, at any depth of a nested config) and what the trainers write beside the config
@@ -70,7 +73,7 @@ def _plain(x):
 
 # Fields added to a config after runs were recorded, with the value those older runs implicitly had: a saved
 # config that lacks one is read as having that value (so adding a field does not orphan finished runs).
-ADDED_FIELDS = {"dtype": "float32"}
+ADDED_FIELDS = {"dtype": "float32", "image_size": 0}
 
 
 def config_diff(saved: dict, new: dict, ignore=IGNORED) -> list[str]:
@@ -187,7 +190,14 @@ class RunLock:
     def acquire(self) -> RunLock:
         if self.held:
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return self._acquire()
+        except OSError as e:
+            raise RunFolderError(f"cannot write run folder {self.folder} ({e.strerror or e}); allowed: a "
+                                 "writable --out-dir") from None
+
+    def _acquire(self) -> RunLock:
         for _ in range(2):  # the second try after taking over a stale lock
             if self._create():
                 self.held = True
@@ -276,7 +286,24 @@ def open_run(folder, config: dict, *, resume: bool = False, overwrite: bool = Fa
 
 
 def add_cli_flags(parser, *, resume_help: str = "continue the run in the folder from its checkpoint") -> None:
-    """``--resume`` and ``--overwrite`` for a CLI (store_true each)."""
-    parser.add_argument("--resume", action="store_true", help=resume_help + " (same config required)")
+    """``--resume``, ``--resume-if-present`` and ``--overwrite`` for a CLI (store_true each); read them with
+    ``cli_resume``."""
+    parser.add_argument("--resume", action="store_true",
+                        help=resume_help + " (same config required; the folder must hold the run)")
+    parser.add_argument("--resume-if-present", action="store_true",
+                        help="continue the run if the folder holds it, else start it (for restartable jobs)")
     parser.add_argument("--overwrite", action="store_true",
                         help="remove the run already in the folder, then start afresh")
+
+
+def cli_resume(ns, folder) -> bool:
+    """The library's ``resume`` from the CLI flags: ``--resume`` on a folder that holds no run raises
+    ``RunFolderError`` (a mistyped --run-name must not silently start a new run); ``--resume-if-present``
+    continues a run that is there and starts one that is not."""
+    if ns.resume and ns.resume_if_present:
+        raise RunFolderError("--resume and --resume-if-present exclude each other; allowed: one of them")
+    if ns.resume and not holds_run(folder):
+        raise RunFolderError(f"--resume: run folder {folder} holds no run to continue; allowed: drop "
+                             "--resume to start it, --resume-if-present, or the --run-name / --out-dir of an "
+                             "existing run")
+    return bool(ns.resume or ns.resume_if_present)

@@ -243,6 +243,9 @@ def resume_meta(ckpt: Path, state, config: dict, *, resume: bool):
 
 def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch, write: bool = True):
     dataset = dataset or data.from_config(config)
+    if config.knn_k > len(dataset.x_train):
+        raise ValueError(f"knn_k={config.knn_k} is invalid: must be at most the {len(dataset.x_train)} "
+                         f"training images of {config.dataset} (the kNN memory bank)")
     info = dataset.info
     ckpt = run / "checkpoint.msgpack"
     state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed), info),
@@ -308,7 +311,8 @@ def main(argv=None) -> dict:
             preset(ns.preset, **dataclasses.asdict(cfg))  # the dataset given must suit the preset
         return cfg.validate()
     config = run_cli(parser, resolve)
-    _, summary = run_cli(parser, lambda: train(config, resume=ns.resume, overwrite=ns.overwrite))
+    resume = run_cli(parser, lambda: rundir.cli_resume(ns, Path(config.out_dir) / config.name))
+    _, summary = run_cli(parser, lambda: train(config, resume=resume, overwrite=ns.overwrite))
     print(json.dumps(_rounded(summary)))
     return summary
 

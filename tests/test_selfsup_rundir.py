@@ -232,3 +232,43 @@ def test_a_field_added_later_does_not_orphan_runs_recorded_without_it():
     assert rundir.config_diff(old, new) == []
     assert rundir.config_diff(old, {**new, "dtype": "bfloat16"}) == ["dtype"]  # not the recorded default
     assert rundir.config_diff({**old, "dtype": "bfloat16"}, new) == ["dtype"]
+
+
+def test_resume_of_a_folder_without_a_run_is_refused_and_resume_if_present_starts_it(tmp_path, capsys):
+    code, err = _cli(capsys, _argv(tmp_path, "--run-name", "typo", "--resume"))
+    assert code == 2 and len(err) == 1 and str(tmp_path / "typo") in err[0] and "holds no run" in err[0]
+    assert not (tmp_path / "typo" / "config.json").exists()
+    assert _cli(capsys, _argv(tmp_path, "--resume-if-present"))[0] == 0  # nothing there: started
+    first = (tmp_path / "r" / "metrics.jsonl").read_text()
+    assert _cli(capsys, _argv(tmp_path, "--resume-if-present"))[0] == 0  # there and finished: continued
+    assert (tmp_path / "r" / "metrics.jsonl").read_text() == first
+    code, err = _cli(capsys, _argv(tmp_path, "--resume", "--resume-if-present"))
+    assert code == 2 and "exclude each other" in err[0]
+
+
+def test_unwritable_out_dir_is_one_line_naming_the_folder(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    code, err = _cli(capsys, _argv(tmp_path / "a_file"))
+    assert code == 2 and len(err) == 1 and str(tmp_path / "a_file" / "r") in err[0], err
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--epoch", "2"], "--epoch"),  # an abbreviation of --epochs: refused, not guessed
+    (["--knn-k", "100000"], "knn_k=100000"),  # larger than the memory bank: refused, not clamped
+    (["--data-dir", "/somewhere"], "data_dir='/somewhere'"),  # mnist5k reads no folder: refused, not ignored
+    (["--lr", "-1"], "lr=-1.0"),  # a negative number reaches the validator
+])
+def test_flags_that_would_be_guessed_clamped_or_ignored_are_refused(tmp_path, capsys, argv, named):
+    code, err = _cli(capsys, _argv(tmp_path, *argv))
+    assert code == 2 and len(err) == 1 and named in err[0], err
+
+
+def test_smoke_runs_write_under_their_own_folder():
+    from selfsup.bio.config import BioConfig
+    from selfsup.continual.config import ContinualConfig
+    from selfsup.continual.online import OnlineConfig
+    from selfsup.theory.check import TheoryConfig
+    folders = [Config.smoke().out_dir, BioConfig.smoke().out_dir, ContinualConfig.smoke().train.out_dir,
+               OnlineConfig.smoke().train.out_dir, TheoryConfig.smoke().out_dir]
+    assert all(f.startswith("runs/smoke/") for f in folders) and len(set(folders)) == len(folders)
+    assert Config().out_dir != Config.smoke().out_dir

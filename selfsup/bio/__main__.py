@@ -166,7 +166,8 @@ def main(argv=None):
                 parser.error(f"--seeds={ns.seeds!r}: must be comma-separated integers")
             return run_cli(parser, lambda: grid_seeds(config, *names, seeds))
         return run_cli(parser, lambda: grid(config, *names))
-    _, summary = run_cli(parser, lambda: bio_train.train(config, resume=ns.resume, overwrite=ns.overwrite))
+    resume = run_cli(parser, lambda: rundir.cli_resume(ns, Path(config.out_dir) / config.name))
+    _, summary = run_cli(parser, lambda: bio_train.train(config, resume=resume, overwrite=ns.overwrite))
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
     return summary
 

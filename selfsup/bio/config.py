@@ -61,7 +61,7 @@ class BioConfig:
     @classmethod
     def smoke(cls, **overrides) -> BioConfig:
         small = dict(max_images=256, width=4, embed_dim=16, batch_size=32, epochs=1, log_every=2,
-                     progress=False)
+                     progress=False, out_dir="runs/smoke/bio")
         return cls(**{**small, **overrides})
 
     def replace(self, **kw) -> BioConfig:

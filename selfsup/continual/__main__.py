@@ -8,6 +8,7 @@ line.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dynamics import jit_cache
 from selfsup import rundir
@@ -23,7 +24,8 @@ def main(argv=None) -> dict:
     ns, cc = parse(parser, argv, ContinualConfig)
     cc = run_cli(parser, cc.validate)
     jit_cache.enable()
-    summary = run_cli(parser, lambda: run_continual(cc, resume=ns.resume, overwrite=ns.overwrite))
+    resume = run_cli(parser, lambda: rundir.cli_resume(ns, Path(cc.train.out_dir) / cc.name))
+    summary = run_cli(parser, lambda: run_continual(cc, resume=resume, overwrite=ns.overwrite))
     short = {k: summary[k] for k in ("method", "cassle", "lam_r", "tasks", "epochs_per_task", "wall_s",
                                      "run_dir")}
     for k in ("knn", "linear"):

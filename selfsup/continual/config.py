@@ -44,7 +44,7 @@ class ContinualConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         own = {k: v for k, v in kw.items() if k in names}
         rest = {k: v for k, v in kw.items() if k not in names}
-        train = Config.smoke(**{"out_dir": "runs/continual", **rest})
+        train = Config.smoke(**{"out_dir": "runs/smoke/continual", **rest})
         return cls(train=train, **{"tasks": 2, "distill_hidden": 32, **own})
 
     def replace(self, **kw) -> ContinualConfig:

@@ -61,7 +61,7 @@ class OnlineConfig:
     @classmethod
     def smoke(cls, **kw) -> OnlineConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        train = Config.smoke(**{"batch_size": 16, "out_dir": "runs/online",
+        train = Config.smoke(**{"batch_size": 16, "out_dir": "runs/smoke/online",
                                 **{k: v for k, v in kw.items() if k not in names}})
         return cls(train=train, **{"evals": 2, **{k: v for k, v in kw.items() if k in names}})
 

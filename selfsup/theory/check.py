@@ -87,7 +87,8 @@ class TheoryConfig:
 
     @classmethod
     def smoke(cls, **kw) -> TheoryConfig:
-        small = dict(name="smoke", methods=("simsiam", "phinet"), wds=(5e-4,), compare=("directpred",),
+        small = dict(name="smoke", out_dir="runs/smoke/theory_check", methods=("simsiam", "phinet"),
+                     wds=(5e-4,), compare=("directpred",),
                      epochs=1, max_images=256, width=8, proj_hidden=32, proj_dim=16, record_every=2,
                      batch_size=64, lr=0.1, probe=False, progress=False)
         return cls(**{**small, **kw})
