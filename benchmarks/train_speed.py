@@ -1,4 +1,4 @@
-"""Training throughput (images/s) of every method on the small convnet and the CIFAR ResNet-18.
+"""Training throughput (images/s) of every method on the small convnets and the CIFAR ResNet-18.
 
     python benchmarks/train_speed.py                       # all methods, both nets, this machine's devices
     python benchmarks/train_speed.py --archs small --steps 20 --methods simsiam phinet
@@ -6,7 +6,8 @@
 Per (method, arch): the jitted step is lowered and compiled explicitly (compile time reported on its own),
 one warm-up step runs, then ``--steps`` steps are timed with ``block_until_ready``. Images are random uint8
 batches of the dataset's shape (mnist5k 28x28x1 for the small net, CIFAR 32x32x3 for ResNet-18), so the number
-is the step's cost (augmentations included) without the host data pipeline. Results print as a table and,
+is the step's cost (augmentations included) without the host data pipeline. ``strided`` is the cifar10-cpu
+preset's net (width 32, 32x32x3 images). Results print as a table and,
 with ``--json``, go to a file with the device description and library versions (``dynamics.provenance``).
 
 Figures of merit per row: images/s, step ms, compile s, FLOPs per step (XLA's cost analysis of the compiled
@@ -29,7 +30,7 @@ from selfsup import data, methods
 from selfsup.config import Config
 from selfsup.step import init_state, make_step
 
-SHAPES = {"small": "mnist5k", "resnet18": "cifar10"}
+SHAPES = {"small": "mnist5k", "strided": "cifar10", "resnet18": "cifar10"}
 
 # dense peak TFLOP/s (bf16 tensor cores / MXU, fp32 without TF32), matched by substring of device_kind
 PEAK_TFLOPS = {"H200": (989.0, 67.0), "H100": (989.0, 67.0), "A100": (312.0, 19.5), "L4": (121.0, 30.3),
@@ -76,9 +77,10 @@ def _peak_memory() -> int | None:
 def measure(method: str, arch: str, batch_size: int, steps: int, dtype: str = "float32") -> dict:
     dataset = SHAPES[arch]
     shape = data.IMAGE_SHAPES[dataset]
-    heads = {"proj_hidden": 2048, "proj_dim": 2048, "pred_hidden": 512} if arch == "resnet18" else {}
+    heads = {"resnet18": {"proj_hidden": 2048, "proj_dim": 2048, "pred_hidden": 512},  # SimSiam's CIFAR heads
+             "strided": {"width": 32}}.get(arch, {})  # the cifar10-cpu preset's backbone
     cfg = Config(method=method, arch=arch, dataset=dataset, data_dir="-", batch_size=batch_size, epochs=1,
-                 dtype=dtype, **heads)  # ResNet-18 with SimSiam's CIFAR heads
+                 dtype=dtype, **heads)
     c = shape[-1]
     info = data.DataInfo(dataset, shape, 10, batch_size * (steps + 1), (0.5,) * c, (0.25,) * c)
     state = init_state(cfg, jax.random.key(0), info)
@@ -106,9 +108,9 @@ def measure(method: str, arch: str, batch_size: int, steps: int, dtype: str = "f
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", nargs="+", default=sorted(methods.METHODS), choices=sorted(methods.METHODS))
-    p.add_argument("--archs", nargs="+", default=["small", "resnet18"], choices=list(SHAPES))
+    p.add_argument("--archs", nargs="+", default=["small", "strided", "resnet18"], choices=list(SHAPES))
     p.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps for the small net (default 10)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps for the small nets (default 10)")
     p.add_argument("--resnet-steps", type=int, default=3, help="timed steps for ResNet-18 (default 3)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute dtype (bfloat16: mixed precision, selfsup's --dtype)")
@@ -126,7 +128,8 @@ def main(argv=None) -> list[dict]:
     rows = []
     for arch in a.archs:
         for method in a.methods:
-            r = measure(method, arch, a.batch_size, a.steps if arch == "small" else a.resnet_steps, a.dtype)
+            steps = a.resnet_steps if arch == "resnet18" else a.steps
+            r = measure(method, arch, a.batch_size, steps, a.dtype)
             rows.append(r)
             gf = r["flops_per_step"] / 1e9 if r["flops_per_step"] else float("nan")
             mfu = 100 * r["mfu"] if r["mfu"] else float("nan")

@@ -7,8 +7,9 @@ jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2, no blur).
 ``augment_batch(images, key, spec, mean, std) -> (B, H, W, C) float32``: one random view per image of a uint8
 batch, normalised per channel; image ``i`` uses ``jax.random.split(key, B)[i]``, so a view depends only on
 (key, position in the batch).
-``clean_view(images, mean, std, zoom=8/7)``: PhiNet's un-augmented view x0: resized by 8/7 and centre-cropped
-back to the input size (the PhiNets code's ``Resize(8/7 size) + CenterCrop``), normalised.
+``clean_view(images, mean, std)``: PhiNet's un-augmented view x0: resized bicubically by ``clean_zoom(H)`` =
+int(8 H / 7) / H and centre-cropped back to the input size (the PhiNets code's ``Resize(int(8/7 size),
+BICUBIC) + CenterCrop``), normalised.
 ``eval_view(images, mean, std)``: the evaluation view (the image itself, normalised).
 ``augment_image(img, key, spec)``: one view of one float image in [0, 1] (H, W, C), before normalisation.
 
@@ -140,21 +141,27 @@ def eval_view(images, mean, std):
     return normalize(images.astype(jnp.float32) / 255.0, mean, std)
 
 
-def center_zoom(img, zoom: float):
-    """Resize (H, W, C) by ``zoom`` (bilinear) and centre-crop back to (H, W): torchvision's
-    ``Resize(round(zoom * H)) + CenterCrop(H)`` for square images, up to its rounding of the size."""
+def center_zoom(img, zoom: float, method: str = "cubic"):
+    """Resize (H, W, C) by ``zoom`` (bicubic: Keys a = -0.5, PIL's BICUBIC) and centre-crop back to (H, W):
+    PIL / torchvision ``Resize(zoom * H, BICUBIC) + CenterCrop(H)`` for square images, clipped to [0, 1]."""
     h, w = img.shape[:2]
     s = jnp.array([zoom, zoom])
     t = jnp.array([h, w]) * (1.0 - zoom) / 2.0  # keep the centre fixed
-    return jax.image.scale_and_translate(img, img.shape, (0, 1), s, t, "linear")
+    out = jax.image.scale_and_translate(img, img.shape, (0, 1), s, t, method)
+    return jnp.clip(out, 0.0, 1.0) if method == "cubic" else out
 
 
-CLEAN_ZOOM = 8 / 7  # the PhiNets code: Resize(int(size * 8 / 7)) then CenterCrop(size), e.g. 32 -> 36 -> 32
+def clean_zoom(size: int) -> float:
+    """The PhiNets code's zoom for a ``size`` x ``size`` image: ``Resize(int(size * 8 / 7))`` then
+    ``CenterCrop(size)``, i.e. ``int(size * 8 / 7) / size`` (28 -> 32: 8/7; 32 -> 36: 9/8; 96 -> 109)."""
+    return int(size * 8 / 7) / size
 
 
-def clean_view(images, mean, std, zoom: float = CLEAN_ZOOM):
-    """PhiNet's un-augmented view x0 of a uint8 batch: centre zoom by 8/7 (``center_zoom``), normalised."""
+def clean_view(images, mean, std, zoom: float | None = None):
+    """PhiNet's un-augmented view x0 of a uint8 batch: the bicubic centre zoom ``center_zoom`` by
+    ``clean_zoom(H)`` (or ``zoom``), normalised."""
     x = images.astype(jnp.float32) / 255.0
+    zoom = clean_zoom(images.shape[1]) if zoom is None else zoom
     if zoom != 1.0:
         x = jax.vmap(center_zoom, in_axes=(0, None))(x, zoom)
     return normalize(x, mean, std)

@@ -16,9 +16,13 @@ backbone features. ``cfg`` is the training config (fields ``lam``, ...).
 Flags: ``target`` "online" | "ema"; ``clean_view`` None | "online" | "ema" (source of z0); ``ca1`` (PhiNet's
 second predictor g); ``linear_predictor`` (force the bias-free linear predictor); ``setter`` None or
 ``setter(F, eps) -> Wp`` (the predictor is not trained, it is set from the EMA correlation F every ``freq``
-steps); ``projector`` "simsiam" (Linear-BN-ReLU blocks, last Linear-BN) | "byol" (Linear-BN-ReLU-Linear with
+steps); ``projector`` "simsiam" (Linear-BN-ReLU blocks, last Linear-BN) | "phinet" (the same with an
+affine last BN, as in the PhiNets code) | "byol" (Linear-BN-ReLU-Linear with
 biases, no final BN: BYOL, DirectPred, DirectCopy); ``ema_schedule`` "cosine" (m0 -> 1) | "constant"
-(``config.mem_beta``: X-PhiNet's momentum encoder, constant in the authors' code).
+(``config.mem_beta``: X-PhiNet's momentum encoder, constant in the authors' code); ``simsiam_predictor``
+(True: the predictor h is a bottleneck MLP, hidden d / 4, kept at the peak lr under ``config.fix_pred_lr`` as
+in SimSiam and the PhiNets code; False, BYOL: h expands, hidden = ``proj_hidden``, and follows the lr
+schedule as in solo-learn).
 
 Helpers: ``neg_cos(p, z) = -mean_b cos(p_b, z_b)`` (``D`` of docs/methods.md); ``mse``;
 ``ema_momentum(step, total, m0) = 1 - (1 - m0)(cos(pi step / total) + 1) / 2``;
@@ -95,8 +99,12 @@ class Method(NamedTuple):
     ca1: bool = False
     linear_predictor: bool = False
     setter: Callable | None = None
-    projector: str = "simsiam"  # "simsiam" (last Linear-BN, no biases) | "byol" (biases, no final BN)
+    projector: str = "simsiam"  # "simsiam" (last Linear-BN, no biases) | "phinet" (the same, affine last BN)
+    #                             | "byol" (biases, no final BN)
     ema_schedule: str = "cosine"  # "cosine" (m0 -> 1, BYOL) or "constant" (config.mem_beta, X-PhiNet)
+    # SimSiam family: with config.fix_pred_lr the predictor h keeps the peak lr, and its MLP is a bottleneck
+    # (hidden d / 4). BYOL (solo-learn): h follows the lr schedule and expands (hidden = proj_hidden >= d).
+    simsiam_predictor: bool = True
 
     @property
     def uses_ema(self) -> bool:
@@ -112,8 +120,8 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
         raise ValueError(f"target={method.target!r} must be 'online' or 'ema'")
     if method.clean_view not in (None, "online", "ema"):
         raise ValueError(f"clean_view={method.clean_view!r} must be None, 'online' or 'ema'")
-    if method.projector not in ("simsiam", "byol"):
-        raise ValueError(f"projector={method.projector!r} must be 'simsiam' or 'byol'")
+    if method.projector not in ("simsiam", "phinet", "byol"):
+        raise ValueError(f"projector={method.projector!r} must be 'simsiam', 'phinet' or 'byol'")
     if method.ema_schedule not in ("cosine", "constant"):
         raise ValueError(f"ema_schedule={method.ema_schedule!r} must be 'cosine' or 'constant'")
     if method.name in METHODS and not replace:
@@ -124,9 +132,9 @@ def register_method(method: Method, *, replace: bool = False) -> Method:
 
 for _m in (
     Method("simsiam", simsiam_loss),
-    Method("byol", byol_loss, target="ema", projector="byol"),
-    Method("phinet", phinet_loss, clean_view="online", ca1=True),
-    Method("xphinet", phinet_loss, clean_view="ema", ca1=True, ema_schedule="constant"),
+    Method("byol", byol_loss, target="ema", projector="byol", simsiam_predictor=False),
+    Method("phinet", phinet_loss, clean_view="online", ca1=True, projector="phinet"),
+    Method("xphinet", phinet_loss, clean_view="ema", ca1=True, ema_schedule="constant", projector="phinet"),
     Method("directpred", byol_loss, target="ema", linear_predictor=True, setter=directpred_wp,
            projector="byol"),
     Method("directcopy", byol_loss, target="ema", linear_predictor=True, setter=directcopy_wp,

@@ -10,8 +10,9 @@ linear scaling rule), linear warm-up from 0 over ``warmup_epochs``, then cosine 
 - scheduled (the encoder, PhiNet's g, CaSSLe's g_d): ``sgd`` = coupled weight decay ``g + wd * w``
   (PyTorch's SGD), momentum, scheduled lr; or ``lars`` (optax.lars; no weight decay and no trust-ratio
   adaptation on 1-D parameters, i.e. biases and BN).
-- predictor (h only): the same, at the constant ``lr_peak`` when ``config.fix_pred_lr`` (SimSiam's recipe
-  and the PhiNets code: only h); never updated when ``frozen_predictor`` (DirectPred / DirectCopy set it).
+- predictor (h only): the same, at the constant ``lr_peak`` when ``config.fix_pred_lr`` and the method has a
+  SimSiam-family predictor (SimSiam's recipe and the PhiNets code: only h; BYOL's h follows the schedule, as
+  in solo-learn); never updated when ``frozen_predictor`` (DirectPred / DirectCopy set it).
 
 Weight decay comes from ``config.wd`` only; nothing else decays.
 """
@@ -51,6 +52,9 @@ def make_optimizer(config: Any, total_steps: int, steps_per_epoch: int, *,
                    frozen_predictor: bool = False) -> optax.GradientTransformation:
     sched = lr_schedule(config, total_steps, steps_per_epoch)
     peak = config.lr * config.batch_size / 256
-    pred = optax.set_to_zero() if frozen_predictor else _base(config, peak if config.fix_pred_lr else sched)
+    from selfsup.methods import METHODS
+    method = METHODS.get(getattr(config, "method", ""))
+    fixed = config.fix_pred_lr and (method is None or method.simsiam_predictor)
+    pred = optax.set_to_zero() if frozen_predictor else _base(config, peak if fixed else sched)
     labels = lambda params: {k: param_group(k) for k in params}
     return optax.multi_transform({"scheduled": _base(config, sched), "predictor": pred}, labels)
