@@ -44,6 +44,7 @@ from dynamics.phase_grid import (
     axis_values,
     byol_survivors,
     grid_points,
+    is_registered,
     phinet_thresholds,
     point_values,
     setter_survivors,
@@ -141,7 +142,7 @@ def prediction(cfg: PhaseConfig, *, n_markers: int = 12) -> dict | None:
     """The analytic prediction: simsiam (closed form) and byol (fixed-point threshold) give `survivors`
     (ny, nx); phinet / xphinet with a wd axis give per-mode `thresholds` (k, modes) at `other` (k,) values
     of the other axis (grid indices `index`; `analysis.collapse_wd`) and the predicted counts along wd
-    there, `rows` (k, n_wd); None otherwise."""
+    there, `rows` (k, n_wd); so does a registered method (the general solver); None otherwise."""
     if cfg.method in ("simsiam", "byol") + SCALED:
         X, Y = grid_points(cfg)
         closed = byol_survivors if cfg.method == "byol" else simsiam_survivors
@@ -156,12 +157,14 @@ def prediction(cfg: PhaseConfig, *, n_markers: int = 12) -> dict | None:
         count = setter_survivors(cfg, point_values(cfg, X, Y))
         return {"kind": "decoupled fixed points: eta < l^2/(4c), p_+ > eps P/(1 + eps) (basins not checked)",
                 "survivors": count.reshape(X.shape)}
-    if cfg.method in ("phinet", "xphinet") and "wd" in (cfg.x, cfg.y):
+    if (cfg.method in ("phinet", "xphinet") or is_registered(cfg.method)) and "wd" in (cfg.x, cfg.y):
         other = axis_values(cfg, "y" if cfg.x == "wd" else "x")
         idx = np.unique(np.linspace(0, len(other) - 1, min(n_markers, len(other))).astype(int))
         thr = phinet_thresholds(cfg, other[idx])
         wd = axis_values(cfg, "x" if cfg.x == "wd" else "y")
-        return {"kind": "fixed-point analysis (collapse_wd)", "other": other[idx], "index": idx,
+        kind = "general fixed-point solver (collapse_wd)" if is_registered(cfg.method) else \
+            "fixed-point analysis (collapse_wd)"
+        return {"kind": kind, "other": other[idx], "index": idx,
                 "thresholds": thr, "rows": (wd[None, :, None] < thr[:, None, :]).sum(-1)}
     return None
 

@@ -10,8 +10,8 @@ setters) and outputs (`--out-dir` runs/phase, `--run-name`; old spellings `--nam
 release; `--overwrite` to replace a sweep with another config, `--json`, `--no-plot`).
 """
 from dynamics._cli import Parser, add_output_flags, number, number_list
-from dynamics.methods import SETTER_FORMS
-from dynamics.phase_grid import AXES, PHASE_METHODS, PhaseConfig
+from dynamics.methods import SETTER_FORMS, load_method
+from dynamics.phase_grid import AXES, PHASE_METHODS, PhaseConfig, axis_applies, is_registered
 
 # lower bound (value, strict) of each parameter; None: any real number
 _LOW = {"wd": (0.0, False), "sigma2": (0.0, False), "alpha_p": (0.0, True), "alpha_g": (0.0, True),
@@ -19,6 +19,7 @@ _LOW = {"wd": (0.0, False), "sigma2": (0.0, False), "alpha_p": (0.0, True), "alp
         "g0": None, "exponent": None}
 
 
+_OPTIONAL = ("alpha_p", "alpha_g", "lam", "beta", "p0", "g0")  # axes a registered method may lack
 # what a parameter whose PhaseConfig default is None means
 _UNSET_DEFAULT = {"s0": "p0^2/alpha_p, on the invariant parabola", "exponent": "none: the --lambdas spectrum"}
 
@@ -26,7 +27,8 @@ _UNSET_DEFAULT = {"s0": "p0^2/alpha_p, on the invariant parabola", "exponent": "
 def build_parser() -> Parser:
     ap = Parser(prog="python -m dynamics.phase", description="Collapse phase diagram over two parameters.")
     add = ap.add_argument
-    add("--method", default="simsiam", help=f"one of {', '.join(PHASE_METHODS)} (default: simsiam)")
+    add("--method", default="simsiam", help=f"one of {', '.join(PHASE_METHODS)}, or module:attribute naming "
+        "a dynamics.methods.Method to register (default: simsiam)")
     add("--x", default="wd", help=f"x axis: one of {', '.join(AXES)} (wd)")
     add("--y", default="sigma2", help="y axis (sigma2)")
     for a in ("x", "y"):
@@ -65,8 +67,9 @@ def _axis(ap: Parser, args, a: str) -> dict:
     if name not in AXES:
         ap.error(f"--{a} {name!r} is not an axis; allowed: {', '.join(AXES)}")
     default_range, log, methods, _ = AXES[name]
-    if args.method not in methods:
-        ap.error(f"--{a} {name} does not apply to --method {args.method}; allowed for: {', '.join(methods)}")
+    if not axis_applies(name, args.method):
+        ap.error(f"--{a} {name} does not apply to --method {args.method}; allowed for: {', '.join(methods)}"
+                 f"{' (and registered methods that have it)' if name in _OPTIONAL else ''}")
     lo_hi = getattr(args, f"{a}_range") or list(default_range)
     scale = getattr(args, f"{a}_scale") or ("log" if log else "lin")
     if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
@@ -82,8 +85,13 @@ def _axis(ap: Parser, args, a: str) -> dict:
 
 def resolve(ap: Parser, args) -> PhaseConfig:
     """The PhaseConfig of the arguments, or a one-line parser error."""
-    if args.method not in PHASE_METHODS:
-        ap.error(f"unknown method {args.method!r}; allowed: {', '.join(PHASE_METHODS)}")
+    try:  # module:attribute is imported and registered (methods.register)
+        args.method = load_method(args.method)
+    except ValueError as err:
+        ap.error(str(err))
+    if args.method not in PHASE_METHODS and not is_registered(args.method):
+        ap.error(f"--method {args.method} has no per-mode system to sweep; allowed: "
+                 f"{', '.join(PHASE_METHODS)}, or a registered method without a predictor setter")
     kw = {"method": args.method, **_axis(ap, args, "x"), **_axis(ap, args, "y")}
     if args.x == args.y:
         ap.error(f"--x and --y are both {args.x}; allowed: two different axes")
@@ -93,7 +101,7 @@ def resolve(ap: Parser, args) -> PhaseConfig:
             continue
         if name in (args.x, args.y):
             ap.error(f"--{name.replace('_', '-')} is swept here; allowed: its --x-range / --y-range")
-        if args.method not in AXES[name][2]:
+        if not axis_applies(name, args.method):
             ap.error(f"--{name.replace('_', '-')} does not apply to --method {args.method}; "
                      f"allowed for: {', '.join(AXES[name][2])}")
         kw[name] = value

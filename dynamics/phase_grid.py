@@ -24,14 +24,17 @@ Public API
 - `point_values(cfg, X, Y) -> dict` (each parameter: a float or a flat (N,) array; `lambdas` (N, modes))
 - `systems(cfg, values) -> (y0 (R, d), params)`: the rows the solver integrates (R = N * modes or N)
 - `simsiam_survivors(cfg, values)`, `byol_survivors`, `phinet_thresholds(cfg, other_values)`
+- `is_registered(method)`, `axis_applies(axis, method)`: registered methods (`methods.register`) sweep too,
+  their axes read from their definitions, their prediction from the general solver (`dynamics.fixed_points`)
 """
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from dynamics.analysis import collapse_wd
+from dynamics.methods import BUILTIN_METHODS, get_method
 from dynamics.phase_setters import SETTER_METHODS, SetterParams, setter_fixed_point
-from dynamics.reduced import Params, state_names
+from dynamics.reduced import Params, has_reduced, state_names
 
 REDUCED = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled")
 PHASE_METHODS = REDUCED + SETTER_METHODS
@@ -51,6 +54,24 @@ AXES = {
     "g0": ((-0.5, 1.5), False, _PHINETS, "initial second-predictor eigenvalue"),
     "exponent": ((0.0, 3.0), False, PHASE_METHODS, "spectrum exponent a in l_j = j^-a"),
 }
+
+
+def is_registered(method: str) -> bool:
+    """A method registered at run time (`methods.register`) with a per-mode system: it sweeps like the
+    built-in reduced methods, with the general solver's thresholds as the prediction."""
+    return method not in BUILTIN_METHODS and has_reduced(method)
+
+
+def axis_applies(axis: str, method: str) -> bool:
+    """Whether parameter `axis` is one of `method`'s: the lists of `AXES` for the built-in methods; for a
+    registered one, read from its definition (alpha_p / p0 with a trained Wp, alpha_g / g0 with a trained
+    Wg, lam if a term is weighted by it, beta with an EMA target)."""
+    if not is_registered(method):
+        return method in AXES[axis][2]
+    m = get_method(method)
+    needs = {"alpha_p": "Wp" in m.trained, "p0": "Wp" in m.trained, "alpha_g": "Wg" in m.trained,
+             "g0": "Wg" in m.trained, "lam": any(t.weight == "lam" for t in m.terms), "beta": bool(m.ema)}
+    return needs.get(axis, True)
 
 
 @dataclass(frozen=True)
@@ -149,7 +170,7 @@ def systems(cfg: PhaseConfig, values: dict):
         u0 = np.log(full(values["s0"]))
         return u0, SetterParams(_rows(values["wd"], n, 1), np.asarray(cfg.eps), values["lambdas"].copy(),
                                 full(values["sigma2"]))
-    ema = cfg.method in _EMA
+    ema = cfg.method in _EMA or (is_registered(cfg.method) and bool(get_method(cfg.method).ema))
     r = lambda k: _rows(values[k], n, m)
     params = Params(eta=r("wd"), alpha_p=r("alpha_p"), alpha_g=r("alpha_g"), lam=r("lam"), beta=r("beta"),
                     lambda_j=values["lambdas"].reshape(-1), sigma2=r("sigma2"),
@@ -193,15 +214,17 @@ def byol_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:
 
 
 def phinet_thresholds(cfg: PhaseConfig, other: np.ndarray, *, rtol: float = 1e-6) -> np.ndarray:
-    """PhiNet / X-PhiNet collapse weight decay per mode (len(other), modes) at values `other` of the
-    non-wd axis (fixed-point analysis, `analysis.collapse_wd`); wd must be one of the axes."""
+    """PhiNet / X-PhiNet (or a registered method: the general solver) collapse weight decay per mode
+    (len(other), modes) at values `other` of the non-wd axis (fixed-point analysis, `analysis.collapse_wd`);
+    wd must be one of the axes."""
     X, Y = (np.zeros_like(other), other) if cfg.x == "wd" else (other, np.zeros_like(other))
     v = point_values(cfg, X, Y)
     at = lambda k, i: float(np.ravel(v[k])[i]) if np.ndim(v[k]) else float(v[k])
     out = np.empty(v["lambdas"].shape)
     for i in range(len(other)):
         for j, lam_j in enumerate(v["lambdas"][i]):
-            tau = 1.0 if cfg.method == "xphinet" else at("tau", i)
+            ema = cfg.method == "xphinet" or (is_registered(cfg.method) and get_method(cfg.method).ema)
+            tau = 1.0 if ema else at("tau", i)
             params = Params(0.0, at("alpha_p", i), at("alpha_g", i), at("lam", i), at("beta", i),
                             float(lam_j), at("sigma2", i), tau)
             out[i, j] = collapse_wd(cfg.method, params, rtol=rtol)

@@ -12,7 +12,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from dynamics.phase_grid import AXES
+from dynamics.phase_grid import axis_applies
 
 LABELS = {"wd": "weight decay eta", "sigma2": "augmentation variance sigma2", "alpha_p": "alpha_p",
           "alpha_g": "alpha_g", "lam": "lam (PhiNet clean-target weight)", "beta": "EMA rate beta",
@@ -64,7 +64,7 @@ def plot_phase(cfg, arrays: dict, pred: dict | None, path):
     ax = fig.subplots()
     draw_phase(ax, cfg, arrays, pred)
     fixed = {k: getattr(cfg, k) for k in ("wd", "sigma2", "alpha_p", "lam", "beta", "tau", "p0")
-             if k not in (cfg.x, cfg.y) and cfg.method in AXES[k][2]}
+             if k not in (cfg.x, cfg.y) and axis_applies(k, cfg.method)}
     ax.set_title(f"{cfg.method}: {cfg.n_modes} mode(s), t_max = {float(arrays['t_max']):g}\n"
                  + ", ".join(f"{k}={v:g}" for k, v in fixed.items()), fontsize=9)
     fig.tight_layout()

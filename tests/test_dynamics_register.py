@@ -184,3 +184,21 @@ def _xphinet_threshold_by_hand(tau, lam=1.0, sigma2=0.5, l=1.0):
         return -best.fun - eta
 
     return brentq(margin, 1e-4, 2.0, xtol=1e-14)
+
+
+def test_a_registered_method_gets_a_phase_diagram_agreeing_with_its_hand_threshold(registry, tmp_path,
+                                                                                    capsys):
+    # in-process CLI on a 16 x 3 grid over (wd, lam): numerical survival against the general solver's
+    # thresholds, which are the hand-derived (1 + lam)^2 / (4 (1.5 + lam)) (module comment)
+    from dynamics import phase
+
+    register(CLEAN)
+    phase.main(["--method", "simsiam-clean", "--x", "wd", "--y", "lam", "--nx", "16", "--ny", "3",
+                "--x-range", "0.05,0.8", "--no-plot", "--json", "--out-dir", str(tmp_path)])
+    out = json.loads(capsys.readouterr().out)
+    pred = out["prediction"]
+    assert pred["kind"].startswith("general fixed-point solver") and out["counts"]["failed"] == 0
+    hand = [_by_hand(lam, 0.05)[0] for lam in pred["other"]]
+    assert np.ravel(pred["thresholds"]) == pytest.approx(hand, rel=1e-5)  # phase_grid bisects to 1e-6
+    assert pred["agreement"] >= 0.95 and pred["max_cells_from_boundary"] <= 1
+    assert (tmp_path / "simsiam-clean_wd_lam" / "phase.npz").exists()
