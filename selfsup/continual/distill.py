@@ -9,9 +9,9 @@ the step and never differentiated (so no gradient can reach them).
 
 Public API
 ----------
-``similarity(method) -> l(p, z)``: the method's own similarity loss per sample pair, shifted by a constant
-so that perfect agreement scores 0: ``2 - 2 cos`` for BYOL-style losses, ``1 - cos = 1 + D`` otherwise
-(same gradients as ``D = -cos``).
+``similarity(method) -> l(p, z)``: ``2 - 2 cos`` averaged over the batch, for every method: the cassle code's
+``predictive`` distiller uses ``byol_loss_func`` (2 - 2 cos), whatever the method's own loss (SimSiam's
+``D = -cos`` would give the term half that gradient).
 ``cassle_term(predict, z1, z2, prev1, prev2, l) = [l(g_d(z1), sg prev1) + l(g_d(z2), sg prev2)] / 2``
 (Fini et al. 2022), ``predict`` = g_d, ``prev_i = f_prev(x_i)`` the frozen previous-task encoder+projector.
 Residual momentum is a trainer option (``Config.lam_r``, ``selfsup.step.residual_term``), not an extension.
@@ -43,9 +43,9 @@ def _cos(p, z):
 
 
 def similarity(method: methods.Method) -> Callable:
-    """l(p, z) averaged over the batch: 2 - 2 cos for BYOL's loss family, 1 - cos for D = -cos."""
-    scale = 2.0 if method.loss is methods.byol_loss else 1.0
-    return lambda p, z: scale * (1.0 - _cos(p, z).mean())
+    """l(p, z) = 2 - 2 cos averaged over the batch, for every ``method`` (cassle: predictive distiller)."""
+    del method  # the same for every method, as in the cassle code
+    return lambda p, z: 2.0 - 2.0 * _cos(p, z).mean()
 
 
 def cassle_term(predict, z1, z2, prev1, prev2, l):
