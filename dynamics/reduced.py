@@ -16,6 +16,7 @@ Public API (all right-hand sides are pure, jittable and vmappable over `Params` 
   e.g. ("p", "s") for simsiam, ("p", "g", "s", "tau_m") for xphinet.
 - `derive(name) -> dict[state, sympy expr]` (cached); `reduced_field(name) -> f(y, params)`.
 - `integrate(name, y0, params, ts, *, rtol=1e-9, atol=1e-12)`: diffrax Tsit5, (T, n_states); vmappable.
+- `trajectory(name, y0, params, ts)`: one solve with scipy on the numpy-lambdified field (no compilation).
 - `collapsed(name, y, s_tol=1e-6)`: True where the mode's s has fallen below s_tol (vmappable).
 """
 import functools
@@ -23,6 +24,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from dynamics.methods import BUILTIN_METHODS, METHODS, RATES, get_method
@@ -148,6 +150,29 @@ def integrate(name: str, y0, params: Params, ts, *, rtol=1e-9, atol=1e-12, max_s
         y0=jnp.asarray(y0), args=params, saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps)
     return sol.ys
+
+
+@functools.cache
+def _numpy_field(method):
+    names = state_names(method.name)
+    args = [sp.Symbol("s", positive=True) if n == "s" else sp.Symbol(n, real=True) for n in names]
+    return sp.lambdify([args, list(_P.values())], [_derive(method)[n] for n in names], modules="numpy")
+
+
+def trajectory(name: str, y0, params: Params, ts, *, rtol=1e-10, atol=1e-12):
+    """The reduced ODE from y0 (n_states,) at ts[0], saved at ts (T,), with scipy (DOP853) on the sympy
+    field lambdified to numpy: no compilation, so a first call takes milliseconds (interactive use; many
+    points at once: `integrate` under `jax.vmap`). Returns (T, n_states); raises RuntimeError if the solve
+    fails."""
+    from scipy.integrate import solve_ivp
+
+    fn, values = _numpy_field(_method(name)), [float(v) for v in params]
+    ts = np.asarray(ts, float)
+    sol = solve_ivp(lambda t, y: fn(y, values), (ts[0], ts[-1]), np.asarray(y0, float), method="DOP853",
+                    t_eval=ts, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"{name}: the reduced ODE solve failed: {sol.message}")
+    return sol.y.T
 
 
 def collapsed(name: str, y, s_tol: float = 1e-6):

@@ -186,19 +186,11 @@ def _xphinet_threshold_by_hand(tau, lam=1.0, sigma2=0.5, l=1.0):
     return brentq(margin, 1e-4, 2.0, xtol=1e-14)
 
 
-def test_a_registered_method_gets_a_phase_diagram_agreeing_with_its_hand_threshold(registry, tmp_path,
-                                                                                    capsys):
-    # in-process CLI on a 16 x 3 grid over (wd, lam): numerical survival against the general solver's
-    # thresholds, which are the hand-derived (1 + lam)^2 / (4 (1.5 + lam)) (module comment)
-    from dynamics import phase
+def test_scipy_trajectory_of_the_sympy_field_keeps_tian21s_exact_integral():
+    # s(t) = p(t)^2 / alpha_p + e^{-2 eta t} (s(0) - p(0)^2 / alpha_p) (docs/theory.md section 3); no JAX
+    from dynamics.reduced import trajectory
 
-    register(CLEAN)
-    phase.main(["--method", "simsiam-clean", "--x", "wd", "--y", "lam", "--nx", "16", "--ny", "3",
-                "--x-range", "0.05,0.8", "--no-plot", "--json", "--out-dir", str(tmp_path)])
-    out = json.loads(capsys.readouterr().out)
-    pred = out["prediction"]
-    assert pred["kind"].startswith("general fixed-point solver") and out["counts"]["failed"] == 0
-    hand = [_by_hand(lam, 0.05)[0] for lam in pred["other"]]
-    assert np.ravel(pred["thresholds"]) == pytest.approx(hand, rel=1e-5)  # phase_grid bisects to 1e-6
-    assert pred["agreement"] >= 0.95 and pred["max_cells_from_boundary"] <= 1
-    assert (tmp_path / "simsiam-clean_wd_lam" / "phase.npz").exists()
+    params, ts = ISO._replace(alpha_p=2.0), np.linspace(0.0, 300.0, 101)
+    y = trajectory("simsiam", [0.3, 0.2], params, ts)
+    exact = y[:, 0] ** 2 / 2.0 + np.exp(-2 * params.eta * ts) * (0.2 - 0.3**2 / 2.0)
+    assert np.abs(y[:, 1] - exact).max() < 1e-9 and y[-1, 0] == pytest.approx(0.612220, abs=1e-5)
