@@ -19,7 +19,8 @@ Public API
     - ``cifar10`` / ``cifar100`` / ``stl10`` also read an image folder ``root/train/<class>/*``,
       ``root/test/<class>/*`` (``selfsup.imagefolder``: class index = sorted folder names, which for the
       official class names is the official label order), when ``root`` holds no official files: it must have
-      the dataset's number of classes and image size (or ``image_size``).
+      the dataset's number of classes and image size (or ``image_size``). Images come in
+      ``balanced_order``: any prefix (``--max-images``) is class-balanced.
     - ``imagefolder``: a user's own images in that layout, any number of classes and any one size (or all
       resized to ``image_size`` x ``image_size``). Decoded once into a uint8 cache (``imagefolder.read``).
 ``check_source(name, data_dir, image_size)``: the checks ``load`` makes before reading (configs call it).
@@ -179,7 +180,20 @@ def _folder(name: str, root: Path, image_size: int, progress: bool) -> Dataset:
         if xtr.shape[1:] != want:
             raise DatasetError(f"{root}: images are {xtr.shape[1:]} (H, W, C), but {name} needs {want} "
                                "(pass --image-size, or use --dataset imagefolder)")
-    return Dataset(name, xtr, ytr, xte, yte, len(classes), classes=tuple(classes))
+    tr, te = balanced_order(ytr), balanced_order(yte)
+    return Dataset(name, xtr[tr], ytr[tr], xte[te], yte[te], len(classes), classes=tuple(classes))
+
+
+def balanced_order(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A fixed order of the indices of labels ``y`` in which every prefix is as class-balanced as it can be:
+    each class's indices shuffled (``default_rng(seed)``), then taken round-robin over the classes (a class
+    that runs out drops out). An image folder is read class by class; in this order ``--max-images 10000``
+    of CIFAR-10 holds 1,000 images of each class, as the official batches' order nearly does."""
+    rng = np.random.default_rng(seed)
+    per = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
+    rank = np.concatenate([np.arange(len(p)) for p in per])  # position of each index within its class
+    cls = np.concatenate([np.full(len(p), i) for i, p in enumerate(per)])
+    return np.concatenate(per)[np.lexsort((cls, rank))]
 
 
 # ---------------------------------------------------------------------------------------------- embedded

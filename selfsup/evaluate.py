@@ -26,7 +26,8 @@ well-spread outputs, 0 when collapsed (SimSiam paper, Fig. 2).
 ``effective_rank(z)``: exp of the entropy of the normalised eigenvalues of the output covariance
 (Roy & Vetterli 2007): d for isotropic outputs, 1 when they lie on a line.
 ``evaluate(config, info, params, stats, dataset, *, probe=True) -> dict``: the scores and collapse metrics
-on a ``data.Dataset`` (kNN memory = train images, queries = test images; collapse metrics on test outputs).
+on a ``data.Dataset`` (kNN memory = the training images of ``eval_train``: all, or the first
+``config.eval_images``; queries = test images; collapse metrics on test outputs).
 """
 from __future__ import annotations
 
@@ -143,12 +144,20 @@ def effective_rank(z) -> float:
     return float(np.exp(-(q * np.log(q)).sum()))
 
 
+def eval_train(config, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled training images the scores use (kNN memory bank, probes' training set): the first
+    ``config.eval_images`` (0: all) of ``dataset.x_train`` / ``y_train``."""
+    n = getattr(config, "eval_images", 0) or len(dataset.x_train)
+    return dataset.x_train[:n], dataset.y_train[:n]
+
+
 def evaluate(config, info, params, stats, dataset, *, probe: bool = True) -> dict:
-    """``feature_scores`` of the backbone features (kNN memory = train images, queries = test images) and
-    the collapse metrics of the test images' projector outputs."""
-    htr, _ = embed(config, info, params, stats, dataset.x_train)
+    """``feature_scores`` of the backbone features (kNN memory = ``eval_train``'s images, queries = test
+    images) and the collapse metrics of the test images' projector outputs."""
+    xtr, ytr = eval_train(config, dataset)
+    htr, _ = embed(config, info, params, stats, xtr)
     hte, zte = embed(config, info, params, stats, dataset.x_test)
-    out = feature_scores(htr, dataset.y_train, hte, dataset.y_test, num_classes=dataset.num_classes,
+    out = feature_scores(htr, ytr, hte, dataset.y_test, num_classes=dataset.num_classes,
                          knn_k=config.knn_k, knn_t=config.knn_t, probe_=probe)
     return {**out, "out_std": output_std(zte), "out_std_healthy": float(1 / np.sqrt(zte.shape[1])),
             "erank": effective_rank(zte)}
@@ -199,7 +208,8 @@ def baselines(config, info, dataset, *, probe: bool = True) -> dict:
     stats = reestimate_bn(config, info, params, stats0, dataset.x_train[:n])
     rnd = evaluate(config, info, params, stats, dataset, probe=probe)
     rnd0 = evaluate(config, info, params, stats0, dataset, probe=probe)
-    px = [pixel_features(x, info.mean, info.std) for x in (dataset.x_train, dataset.x_test)]
-    pix = feature_scores(px[0], dataset.y_train, px[1], dataset.y_test, num_classes=dataset.num_classes,
+    xtr, ytr = eval_train(config, dataset)
+    px = [pixel_features(x, info.mean, info.std) for x in (xtr, dataset.x_test)]
+    pix = feature_scores(px[0], ytr, px[1], dataset.y_test, num_classes=dataset.num_classes,
                          knn_k=config.knn_k, knn_t=config.knn_t, probe_=probe)
     return {"random_init": rnd, "random_init_bn_init": rnd0, "pixels": pix}

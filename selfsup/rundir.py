@@ -73,7 +73,7 @@ def _plain(x):
 
 # Fields added to a config after runs were recorded, with the value those older runs implicitly had: a saved
 # config that lacks one is read as having that value (so adding a field does not orphan finished runs).
-ADDED_FIELDS = {"dtype": "float32", "image_size": 0}
+ADDED_FIELDS = {"dtype": "float32", "image_size": 0, "eval_images": 0}
 
 
 def config_diff(saved: dict, new: dict, ignore=IGNORED) -> list[str]:

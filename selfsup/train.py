@@ -243,9 +243,10 @@ def resume_meta(ckpt: Path, state, config: dict, *, resume: bool):
 
 def _train(config: Config, run: Path, mesh, dataset, resume: bool, on_step, on_epoch, write: bool = True):
     dataset = dataset or data.from_config(config)
-    if config.knn_k > len(dataset.x_train):
-        raise ValueError(f"knn_k={config.knn_k} is invalid: must be at most the {len(dataset.x_train)} "
-                         f"training images of {config.dataset} (the kNN memory bank)")
+    bank = len(ev.eval_train(config, dataset)[0])
+    if config.knn_k > bank:
+        raise ValueError(f"knn_k={config.knn_k} is invalid: must be at most the {bank} training images of "
+                         f"{config.dataset} in the kNN memory bank")
     info = dataset.info
     ckpt = run / "checkpoint.msgpack"
     state, meta = resume_meta(ckpt, init_state(config, jax.random.key(config.seed), info),

@@ -37,24 +37,39 @@ def _own_cache(tmp_path, monkeypatch):
 
 def test_pixels_labels_and_class_order(tmp_path):
     imgs = _folder(tmp_path / "f")
+    x_train, y_train, x_test, y_test, classes = imagefolder.read(tmp_path / "f", progress=False)
+    assert classes == ["a_cls", "b_cls", "c_cls"]  # sorted names, not creation order
+    assert x_train.shape == (6, 4, 5, 3) and x_train.dtype == np.uint8
+    np.testing.assert_array_equal(y_train, [0, 0, 1, 1, 2, 2])  # folder order: class, then file name
+    np.testing.assert_array_equal(y_test, [0, 1, 2])
+    np.testing.assert_array_equal(x_train[2], imgs[("train", "b_cls", 0)])
+    np.testing.assert_array_equal(x_test[2], imgs[("test", "c_cls", 0)])
+
+
+def test_dataset_comes_in_a_fixed_class_balanced_order(tmp_path):
+    """``data.load`` keeps every (image, label) pair of the folder but orders them so that any prefix is
+    balanced: ``--max-images`` of a folder read class by class must not train on the first classes only."""
+    imgs = _folder(tmp_path / "f", classes=("a", "b", "c", "d"), n_train=5, n_test=2)
     d = data.load("imagefolder", tmp_path / "f", progress=False)
-    assert d.classes == ("a_cls", "b_cls", "c_cls")  # sorted names, not creation order
-    assert d.x_train.shape == (6, 4, 5, 3) and d.x_train.dtype == np.uint8 and d.num_classes == 3
-    np.testing.assert_array_equal(d.y_train, [0, 0, 1, 1, 2, 2])
-    np.testing.assert_array_equal(d.y_test, [0, 1, 2])
-    np.testing.assert_array_equal(d.x_train[2], imgs[("train", "b_cls", 0)])
-    np.testing.assert_array_equal(d.x_test[2], imgs[("test", "c_cls", 0)])
+    assert d.classes == ("a", "b", "c", "d") and d.num_classes == 4
+    for k in range(1, 6):
+        np.testing.assert_array_equal(np.bincount(d.y_train[:4 * k], minlength=4), [k] * 4)
+    want = sorted((imgs[("train", c, i)].tobytes(), y) for y, c in enumerate("abcd") for i in range(5))
+    assert sorted((x.tobytes(), int(y)) for x, y in zip(d.x_train, d.y_train)) == want
+    again = data.load("imagefolder", tmp_path / "f", progress=False)
+    np.testing.assert_array_equal(again.x_train, d.x_train)  # the same order every time
+    np.testing.assert_array_equal(np.bincount(d.y_test[:4]), [1] * 4)
 
 
 def test_grayscale_folder_keeps_one_channel_and_mixed_folder_becomes_rgb(tmp_path):
     imgs = _folder(tmp_path / "g", mode="L")
-    d = data.load("imagefolder", tmp_path / "g", progress=False)
-    assert d.x_train.shape[-1] == 1
-    np.testing.assert_array_equal(d.x_train[0, ..., 0], imgs[("train", "a_cls", 0)])
+    x_train = imagefolder.read(tmp_path / "g", progress=False)[0]
+    assert x_train.shape[-1] == 1
+    np.testing.assert_array_equal(x_train[0, ..., 0], imgs[("train", "a_cls", 0)])
     _write(tmp_path / "g" / "train" / "a_cls" / "rgb.png", np.full((4, 5, 3), 7, np.uint8))
-    d = data.load("imagefolder", tmp_path / "g", progress=False)
-    assert d.x_train.shape[-1] == 3
-    np.testing.assert_array_equal(d.x_train[0], np.repeat(imgs[("train", "a_cls", 0)][..., None], 3, -1))
+    x_train = imagefolder.read(tmp_path / "g", progress=False)[0]
+    assert x_train.shape[-1] == 3
+    np.testing.assert_array_equal(x_train[0], np.repeat(imgs[("train", "a_cls", 0)][..., None], 3, -1))
 
 
 def test_image_size_resizes_every_image(tmp_path):
@@ -64,7 +79,7 @@ def test_image_size_resizes_every_image(tmp_path):
     assert d.x_train.shape[1:] == (6, 6, 3) and d.x_test.shape[1:] == (6, 6, 3)
     want = np.asarray(Image.open(tmp_path / "f" / "test" / "b_cls" / "000.png").resize((6, 6),
                                                                                      Image.Resampling.BICUBIC))
-    np.testing.assert_array_equal(d.x_test[1], want)
+    np.testing.assert_array_equal(d.x_test[d.y_test == 1][0], want)  # the one test image of class b_cls
 
 
 def test_second_read_comes_from_the_cache_and_a_touched_file_invalidates_it(tmp_path, monkeypatch):
@@ -190,6 +205,8 @@ def test_real_cifar10_jpeg_folder(cifar10_jpeg, cifar10_root):
     np.testing.assert_array_equal(np.bincount(d.y_train), [5000] * 10)
     np.testing.assert_array_equal(np.bincount(d.y_test), [1000] * 10)
     np.testing.assert_allclose(d.mean, README_MEAN, atol=0.003)
-    # the files behind the first test image of class 3 really are cats, at that label
+    np.testing.assert_array_equal(np.bincount(d.y_train[:10000]), [1000] * 10)  # --max-images 10000
+    # every test image labelled 3 is one of the files in test/cat, and all of them are there
     cats = cifar10_root / "test" / "cat"
-    np.testing.assert_array_equal(d.x_test[3000], np.asarray(Image.open(cats / sorted(os.listdir(cats))[0])))
+    files = {np.asarray(Image.open(cats / f)).tobytes() for f in os.listdir(cats)}
+    assert {x.tobytes() for x in d.x_test[d.y_test == 3]} == files
