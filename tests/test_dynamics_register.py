@@ -194,3 +194,12 @@ def test_scipy_trajectory_of_the_sympy_field_keeps_tian21s_exact_integral():
     y = trajectory("simsiam", [0.3, 0.2], params, ts)
     exact = y[:, 0] ** 2 / 2.0 + np.exp(-2 * params.eta * ts) * (0.2 - 0.3**2 / 2.0)
     assert np.abs(y[:, 1] - exact).max() < 1e-9 and y[-1, 0] == pytest.approx(0.612220, abs=1e-5)
+
+
+def test_analyze_says_when_it_cannot_certify(registry, capsys):
+    register(CLEAN)
+    with pytest.raises(SystemExit) as exc:
+        analyze.main(["--method", "simsiam-clean", "--wd", "0", "--json"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and len(err.strip().splitlines()) == 1 and "cannot certify" in err
+    assert "eta <= 0" in err
