@@ -203,3 +203,28 @@ def test_analyze_says_when_it_cannot_certify(registry, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 1 and len(err.strip().splitlines()) == 1 and "cannot certify" in err
     assert "eta <= 0" in err
+
+
+def test_registered_variants_with_an_ema_target_or_a_deep_predictor_match_their_hand_derivations(registry):
+    # PhiNet with both targets from an EMA encoder: the ratio is 1 at every non-collapsed fixed point, so its
+    # fixed points and threshold are PhiNet's (0.25585 at lam = 1, issue 26).
+    register(Method("byol-phinet", (Term(("Wp", "W"), "Wa", (1, 2)),
+                                    Term(("Wg", "Wp", "W"), "Wa", (1, 0), weight="lam")),
+                    ("W", "Wp", "Wg"), (("Wa", "W"),)))
+    assert state_names("byol-phinet") == ("p", "g", "s", "tau")
+    assert analysis.collapse_wd("byol-phinet", ISO) == pytest.approx(0.25585, abs=5e-6)
+    ema, phinet = analysis.fixed_points("byol-phinet", ISO), analysis.fixed_points("phinet", ISO)
+    for a, b in zip(ema[1:], phinet[1:]):
+        expected = (b.state["p"], b.state["g"], 1.0)
+        assert (a.state["p"], a.state["g"], a.state["tau"]) == pytest.approx(expected, rel=1e-10)
+    # Two predictors in one chain, 1/2 E||Wg Wp W x1 - sg(W x2)||^2: by hand q = g p obeys SimSiam's
+    # equation q (l - c q) = eta and the balance law gives g^2 / alpha_g = p^2 / alpha_p, so the fixed
+    # points are p = g = +-sqrt(q_pm) (alpha_p = alpha_g = 1), s = q_pm, and the threshold is SimSiam's 1/6.
+    register(Method("deep-pred", (Term(("Wg", "Wp", "W"), "W", (1, 2)),), ("W", "Wp", "Wg")))
+    _, (q_minus, q_plus) = _by_hand(0.0, ISO.eta)
+    fps = analysis.fixed_points("deep-pred", ISO)[1:]
+    root = np.sqrt([q_plus, q_minus, q_minus, q_plus])
+    assert [fp.state["p"] for fp in fps] == pytest.approx(root * [-1, -1, 1, 1], rel=1e-10)
+    assert [fp.state["g"] for fp in fps] == pytest.approx([fp.state["p"] for fp in fps], rel=1e-10)
+    assert [fp.stable for fp in fps] == [True, False, False, True]
+    assert analysis.collapse_wd("deep-pred", ISO) == pytest.approx(1 / 6, rel=1e-8)
