@@ -88,7 +88,21 @@ def test_simulate_refuses_a_folder_with_another_config_naming_the_field(tmp_path
                      "allowed")
 
 
-def test_phase_refuses_to_replace_a_sweep_with_another_config_unless_overwrite(tmp_path, capsys):
+@pytest.fixture
+def fake_sweep(monkeypatch):
+    """A stand-in for the integration (these tests are about the run folder, not the numbers)."""
+    from dynamics.phase_grid import axis_values
+
+    def sweep(cfg, checkpoint=None, progress=False):
+        shape = (cfg.ny, cfg.nx)
+        return {"xs": axis_values(cfg, "x"), "ys": axis_values(cfg, "y"), "survivors": np.ones(shape, int),
+                "phase": np.full(shape, 2, np.int8), "final": np.full(shape + (1, 2), cfg.tau),
+                "steps": np.zeros(shape + (1,), int), "t_max": np.asarray(20.0)}
+
+    monkeypatch.setattr(phase, "sweep", sweep)
+
+
+def test_phase_refuses_to_replace_a_sweep_with_another_config_unless_overwrite(tmp_path, capsys, fake_sweep):
     args = [*PHASE, "--out-dir", str(tmp_path), "--run-name", "sweep"]
     phase.main([*args, "--tau", "0.9"])
     first = json.loads(capsys.readouterr().out)
@@ -96,13 +110,15 @@ def test_phase_refuses_to_replace_a_sweep_with_another_config_unless_overwrite(t
                      "--overwrite")
     saved = json.loads((tmp_path / "sweep" / "summary.json").read_text())
     assert saved["config"]["phase"]["tau"] == 0.9 and saved["counts"] == first["counts"]  # kept intact
+    assert np.all(np.load(tmp_path / "sweep" / "phase.npz")["final"] == 0.9)
     phase.main([*args, "--tau", "0.8", "--overwrite"])
     assert json.loads(capsys.readouterr().out)["config"]["phase"]["tau"] == 0.8
     phase.main([*args, "--tau", "0.8"])  # the same command again: reused, not refused
     assert json.loads(capsys.readouterr().out)["config"]["phase"]["tau"] == 0.8
 
 
-def test_phase_default_folder_names_the_fixed_settings_that_differ_from_the_defaults(tmp_path, capsys):
+def test_phase_default_folder_names_the_fixed_settings_that_differ_from_the_defaults(tmp_path, capsys,
+                                                                                     fake_sweep):
     assert phase.default_run_name(PhaseConfig()) == "simsiam_wd_sigma2"
     cfg = PhaseConfig(method="phinet", lam=2.0, lambdas=(1.0, 0.5), x="wd", y="lam")
     assert phase.default_run_name(cfg) == "phinet_wd_lam_lambdas1-0.5"  # the swept lam is not named
