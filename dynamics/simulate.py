@@ -9,8 +9,8 @@ Writes `<method>.npz` (per-mode time series `ts`, `s`, `p`, `g`, ...; final matr
 `<method>.json`, `summary.json` (resolved config, git SHA, results) and `modes.png` to
 `<--out-dir, runs/simulate>/<--run-name or timestamp>/`. The same command again (same simulation settings,
 any method list) into the same folder resumes: methods already finished there are reused, the rest computed;
-a folder holding another config is refused, naming the fields that differ (exit 2). Prints a per-method
-table, or with `--json` one JSON object: for one method
+a folder holding another config is refused, naming the fields that differ (exit 2), unless `--overwrite`.
+Prints a per-method table, or with `--json` one JSON object: for one method
 `{method, level, surviving, modes: [{p0, s0, p, s, collapsed, ...}], config, out_dir}`, for several
 `{runs: [...], config, out_dir}`. Spectrum: `--lambdas` (data eigenvalues) with `--sigma2` (one value or
 one per mode); `--sigma2` alone means X = I; neither means the default anisotropic spectrum.
@@ -89,6 +89,8 @@ def build_parser() -> Parser:
     add("--momentum", type=number(0.0), default=None,
         help="sgd level: heavy-ball momentum mu < 1 (0); model time t = lr * steps / (1 - mu)")
     add_output_flags(ap, "runs/simulate", "a timestamp")
+    add("--overwrite", action="store_true",
+        help="replace a run with another config in the run folder (default: refuse it, exit 2)")
     add("--json", action="store_true", help="print one JSON object instead of the table")
     add("--no-plot", action="store_true", help="skip modes.png")
     return ap
@@ -190,9 +192,15 @@ def _out_dir(ap: Parser, args, config: dict) -> Path:
                      "--out-dir")
         ours = json.loads(json.dumps(config["sim"]))
         differ = sorted(k for k in set(earlier) | set(ours) if earlier.get(k) != ours.get(k))
-        if differ:
+        if differ and not args.overwrite:
             ap.error(f"output folder {out} holds a run with another config (differs in {', '.join(differ)}); "
-                     "allowed: the same settings (to resume), a new --run-name or --out-dir")
+                     "allowed: the same settings (to resume), --overwrite, a new --run-name or --out-dir")
+        if differ:  # --overwrite: the earlier run's results go, so none is reused under the new config
+            for name in config["methods"] + [js.stem for js in out.glob("*.json") if js.stem != "config"]:
+                for stale in (out / f"{name}.npz", out / f"{name}.json"):
+                    stale.unlink(missing_ok=True)
+            for stale in ("summary.json", "modes.png"):
+                (out / stale).unlink(missing_ok=True)
     write_atomic(saved, json.dumps(config, indent=1))
     return out
 

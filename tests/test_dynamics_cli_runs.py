@@ -85,7 +85,11 @@ def test_simulate_refuses_a_folder_with_another_config_naming_the_field(tmp_path
     capsys.readouterr()
     other = [*SIM, "--out-dir", str(tmp_path), "--run-name", "r", "--wd", "0.04"]
     _exit_2_one_line(capsys, lambda: simulate.main(other), "another config", "differs in t_max, wd",
-                     "allowed")
+                     "--overwrite")
+    calls = _counting(monkeypatch)
+    simulate.main([*other, "--overwrite"])  # replaces: every method computed again under the new config
+    assert sorted(calls) == ["byol", "phinet", "simsiam"]
+    assert json.loads(capsys.readouterr().out)["config"]["sim"]["wd"] == 0.04
 
 
 @pytest.fixture
