@@ -67,14 +67,18 @@ def test_registry_holds_six_methods_and_refuses_duplicates():
 
 
 def test_hinge_loss_is_a_registered_trainer_method_acting_on_the_projections():
-    # The trainer sees `hinge` like any other method; its loss on (z1, z2) is exactly the bio module's
-    # hinge loss on the rescaled embeddings (same functions, so equality is exact), and grad block stops
-    # the gradient into z1.
-    from selfsup.bio.hinge import hinge_loss, trainer_embedding
+    """The trainer sees `hinge` like any other method; its loss on (z1, z2) equals the hinge loss computed
+    independently in numpy (tests/test_selfsup_bio_rules.py's double loop) on the embeddings
+    z / ||z||_2 * (T + d) sqrt(pi / (4 D)), T = 2, d = 1; grad block stops the gradient into z1."""
+    from test_selfsup_bio_rules import _numpy_hinge
     z1, z2 = jax.random.normal(jax.random.key(0), (2, 8, 5))
     o = {"z1": z1, "z2": z2}
     loss, _ = methods.METHODS["hinge"].loss(o, Config.smoke())
-    assert float(loss) == float(hinge_loss(trainer_embedding(z1), trainer_embedding(z2))[0])
+    r = 3.0 * np.sqrt(np.pi / (4 * 5))
+    emb = [np.asarray(z, np.float64) / np.linalg.norm(np.asarray(z, np.float64), axis=1, keepdims=True) * r
+           for z in (z1, z2)]
+    want, _, _ = _numpy_hinge(emb[0], emb[1], 2.0, 1.0, 0)
+    assert 0 < want and float(loss) == pytest.approx(want, rel=1e-5)
     g = jax.grad(lambda a: methods.METHODS["hinge-gb"].loss({"z1": a, "z2": z2}, Config.smoke())[0])(z1)
     assert not np.any(np.asarray(g))
 
