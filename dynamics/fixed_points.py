@@ -95,7 +95,6 @@ def _system(method):
         "const": num(eq1, [params]) if not x else None,
         "g_polys": None if eq2 is None else [num(sp.Poly(e, x[1]).all_coeffs(), [x[0], params])
                                              for e in (eq1, eq2)],
-        "g_eqs": None if eq2 is None else num([eq1, eq2], [x, params]),
         "A": num(A, [x, params]),
         "square": num(square, [unknowns, params]),
         "square_jac": num(sp.Matrix(square).jacobian(unknowns), [unknowns, params]),
