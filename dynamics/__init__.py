@@ -13,6 +13,8 @@ Modules (import what you need; nothing heavy runs at import time):
 - `dynamics.ode`         lean Dormand-Prince 5(4) for one pytree, saving at given times (the matrix solve).
 - `dynamics.phase_solver` batched Bogacki-Shampine for phase sweeps (final states only).
 - `dynamics.phase`, `phase_grid`, `phase_setters`, `phase_plot`, `phase_cli`: collapse phase diagrams.
+- `dynamics.explore`     `explore(method)` in Jupyter: sliders over trajectories and a phase plane
+                         (ipywidgets); `Explorer` is its headless core.
 - `dynamics.provenance`  versions, devices and git state written beside every run (both packages).
 - `python -m dynamics.analyze`, `python -m dynamics.simulate`, `python -m dynamics.phase`: the command lines.
 """
