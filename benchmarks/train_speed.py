@@ -79,7 +79,8 @@ def measure(method: str, arch: str, batch_size: int, steps: int, dtype: str = "f
     shape = data.IMAGE_SHAPES[dataset]
     heads = {"resnet18": {"proj_hidden": 2048, "proj_dim": 2048, "pred_hidden": 512},  # SimSiam's CIFAR heads
              "strided": {"width": 32}}.get(arch, {})  # the cifar10-cpu preset's backbone
-    cfg = Config(method=method, arch=arch, dataset=dataset, data_dir="-", batch_size=batch_size, epochs=1,
+    folder = "-" if dataset in data.FOLDER_DATASETS else ""  # no file is read: the shape is all it needs
+    cfg = Config(method=method, arch=arch, dataset=dataset, data_dir=folder, batch_size=batch_size, epochs=1,
                  dtype=dtype, **heads)
     c = shape[-1]
     info = data.DataInfo(dataset, shape, 10, batch_size * (steps + 1), (0.5,) * c, (0.25,) * c)

@@ -19,8 +19,10 @@ def test_gpu_check_tiny_writes_speed_rows_mfu_and_the_learning_run(tmp_path):
         assert 0 < r["mfu"] < 1  # FLOPs / time / the measured CPU matmul peak
     assert res["needed_images_per_s"] == 800 * 50_000 / 900
     run = res["learning_run"]
-    assert 0 <= run["linear_acc_10pc"] <= 1 and run["beats_random_init"] == (
-        run["linear_acc_10pc"] > run["random_init_linear_acc_10pc"])
+    assert 0 <= run["linear_acc_10pc"] <= 1
+    # 8 steps are too few to beat the untrained encoder on a probe, but the SimSiam loss must fall: measured
+    # 0.0015 -> -0.0315 (seed 0, CPU); half that fall is asserted
+    assert run["loss_last"] < run["loss_first"] - 0.015, run
     assert res["provenance"]["versions"]["jax"] and "800-epoch SimSiam" in proc.stdout
 
 
