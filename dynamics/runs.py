@@ -79,8 +79,9 @@ class SimConfig:
         return SetterParams(self.wd, self.eps, lam, s2)
 
     def params(self, name: str) -> list:
-        """Per-mode reduced parameters; tau is the fixed target scale except for byol / xphinet."""
-        tau = 1.0 if name in ("byol", "xphinet") else self.tau
+        """Per-mode reduced parameters; tau is the fixed target scale except for methods with an EMA target
+        (byol, xphinet), where it is the initial EMA ratio."""
+        tau = 1.0 if get_method(name).ema else self.tau  # byol, xphinet, registered EMA methods
         return [Params(self.wd, self.alpha_p, self.alpha_g, self.lam, self.beta, lj, s2, tau)
                 for lj, s2 in zip(self.lambdas, self.sigma2s)]
 

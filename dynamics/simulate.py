@@ -162,7 +162,7 @@ def resolve(ap: Parser, args) -> tuple:
     names = _methods(ap, args)
     lambdas, sigma2s = _spectrum(ap, args)
     n = len(lambdas)
-    if args.tau != 1.0 and args.level != "reduced" and any(m not in ("byol", "xphinet") for m in names):
+    if args.tau != 1.0 and args.level != "reduced" and any(not METHODS[m].ema for m in names):
         ap.error(f"--tau {args.tau:g} at --level {args.level} applies only to byol, xphinet (initial EMA "
                  "ratio); allowed: --tau 1 here, or --level reduced")
     if args.rho > 1:
