@@ -103,3 +103,11 @@ def test_online_compare_curve_stats_and_table_on_hand_made_curves():
     assert row[:3] == ["simsiam", "2", f"{early.mean():.1f} ± {early.std(ddof=1):.1f}"]
     assert row[-1] == f"{96.0:.1f} ± {100 * np.std([0.95, 0.97], ddof=1):.1f}"
     assert lines[2].startswith("| untrained encoder | 2 | 50.0 ± 0.0")
+
+
+def test_the_library_module_answers_help_as_the_cli_does():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "selfsup.continual.online", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m selfsup.online"), r.stdout[:200]

@@ -178,3 +178,8 @@ def _finish(oc, run, meta, state, dataset, split, info, wall, where) -> dict:
     plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",
                       title=f"online, {oc.stream} stream, batch {cfg.batch_size}")
     return summary
+
+
+if __name__ == "__main__":  # the library module answers as its CLI does (python -m selfsup.online)
+    from selfsup.online import main
+    main()
