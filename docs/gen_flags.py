@@ -54,7 +54,7 @@ def cli_modules() -> list[str]:
 def _main_of(name: str):
     spec = importlib.util.find_spec(name)
     module = importlib.import_module(name + ".__main__" if spec.submodule_search_locations else name)
-    return module.main
+    return getattr(module, "main", None)  # None: its __main__ block runs another CLI's main
 
 
 def help_text(name: str) -> str:
@@ -77,7 +77,7 @@ def helps() -> dict[str, str]:
     seen, result = {}, {}
     for name in sorted(cli_modules(), key=len):
         main = _main_of(name)
-        if main not in seen:
+        if main is not None and main not in seen:
             seen[main] = name
             result[name] = help_text(name)
     return {name: result[name] for name in cli_modules() if name in result}
