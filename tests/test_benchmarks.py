@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~70 s on 2 cores; before an accelerator check: python -m pytest -m slow -k gpu_check
 def test_gpu_check_tiny_writes_speed_rows_mfu_and_the_learning_run(tmp_path):
     out = tmp_path / "check.json"
     proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--tiny", "--json", str(out)], cwd=ROOT,

@@ -154,6 +154,7 @@ def test_a_run_checks_its_config_once_and_a_replaced_or_bad_config_afresh(tmp_pa
     assert len(checks) == 4
 
 
+@pytest.mark.slow  # suite time: the two-process test below covers the sharded step in the default suite
 def test_data_parallel_step_on_two_forced_cpu_devices_matches_one_device(tmp_path, mnist):
     """Batch split over 2 devices (BN on the global batch) = the 1-device run up to reduction order."""
     cfg = _cfg(tmp_path, method="simsiam", max_images=128, log_every=1)
