@@ -2,7 +2,7 @@
 
 Public API
 ----------
-``read(root, *, image_size=0, cache_dir=None, progress=True) -> (x_train, y_train, x_test, y_test, classes)``
+``read(root, *, image_size=0, cache="default", progress=True) -> (x_train, y_train, x_test, y_test, classes)``
     The images as uint8 (N, H, W, C) arrays and int32 labels; class index = position of the class folder's
     name in the sorted names (torchvision's ``ImageFolder``), ``classes`` those names. Files are decoded with
     Pillow in sorted order; every image is converted to RGB, or kept as one channel (L) when every image of
@@ -150,15 +150,15 @@ def _decode_all(listing, image_size: int, progress: bool):
     return out
 
 
-def read(root, *, image_size: int = 0, cache_dir: Path | str | None = "default", progress: bool = True):
-    """See the module docstring; ``cache_dir=None`` decodes without a cache, ``"default"`` uses
-    ``cache_dir()``."""
+def read(root, *, image_size: int = 0, cache: Path | str | None = "default", progress: bool = True):
+    """See the module docstring; ``cache``: the cache folder, ``None`` to decode without one, ``"default"``
+    for ``cache_dir()``."""
     if image_size < 0:
         raise ValueError(f"image_size={image_size} is invalid: must be >= 1 (or 0: keep the files' size)")
     root = Path(root).expanduser()
     listing = _list(root)
     classes = [c for c, _ in listing["train"]]
-    folder = globals()["cache_dir"]() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    folder = cache_dir() if cache == "default" else (Path(cache) if cache else None)
     cached = folder / f"{_key(root, listing, image_size)}.npz" if folder else None
     if cached is not None and cached.is_file():
         try:
