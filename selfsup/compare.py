@@ -50,7 +50,7 @@ def compare(base: Config, methods, seeds, root: Path, *, on_run=None) -> dict:
                     continue  # the baselines depend on the seed and the network, not on the method
                 r = rows.setdefault(row, {})
                 for f in (*FIELDS, "erank", "wall_s"):
-                    if f in src:  # the label draws enter as their mean: one number per run
+                    if src.get(f) is not None:  # label draws enter as their mean; None: k > bank
                         r.setdefault(f, []).append(float(np.mean(src[f])))
             if on_run is not None:
                 on_run(method, seed, s)
