@@ -9,7 +9,7 @@ over a 1-D device mesh when there are several devices, chunks with a tqdm bar) a
 surviving-mode count: 2 non-collapsed (all modes), 1 partially collapsed, 0 completely collapsed (-1: the
 solver failed there). A mode collapses when `s < s_tol` at `t_max` (`reduced.collapsed`; directpred /
 directcopy with the default equivariant setter too); with `--setter normalised`, whose Euclidean flow
-shrinks every mode (see `phase_setters`), when `s_j / max_k s_k < s_tol`.
+shrinks every mode (see `dynamics.setters`), when `s_j / max_k s_k < s_tol`.
 Writes `phase.npz` (axis values, surviving counts, phases, final states), `summary.json` (resolved config,
 git SHA, counts, agreement with the analytic prediction) and `phase.png` (numerical diagram, analytic
 boundary dashed) to `runs/phase/<--name or method_x_y>/` (or `--out`); an interrupted sweep resumes from
@@ -51,10 +51,10 @@ from dynamics.phase_grid import (
     simsiam_survivors,
     systems,
 )
-from dynamics.phase_setters import SETTER_METHODS, setter_field, surviving_modes
 from dynamics.phase_solver import solve_final
 from dynamics.provenance import provenance
 from dynamics.reduced import reduced_field, state_names
+from dynamics.setters import SETTER_METHODS, setter_field, surviving_modes
 
 
 def default_t_max(cfg: PhaseConfig, values: dict) -> float:

@@ -5,7 +5,7 @@ Every grid point carries a spectrum of `modes` data eigenvalues: `lambdas` as gi
 `l = 1`), or the power law `l_j = j^(-exponent)`, j = 1..modes, when `exponent` is set (or swept). For the
 reduced methods (simsiam, byol, phinet, xphinet, phinet-eyeg, simsiam-scaled) every (point, mode) is an
 independent per-mode ODE of `dynamics.reduced`; for directpred / directcopy every point is one coupled
-system of `dynamics.phase_setters` (setter form `setter_form`). Initial state: `p0`, `g0`, `s0` (default
+system of `dynamics.setters` (setter form `setter_form`). Initial state: `p0`, `g0`, `s0` (default
 `p0^2 / alpha_p`: the invariant parabola of Tian21, on which SimSiam's basin of attraction is exactly
 `p0 > p_-`), EMA ratios `tau` (byol, xphinet: `tau` is their initial ratio; the others: the fixed target
 scale).
@@ -16,7 +16,7 @@ phinet-eyeg and simsiam-scaled the same with `eta` replaced by `eta / (1 + lam)`
 at `eta / (1 + lam)`, times `1 + lam`); BYOL iff `eta < l^2 / (4c)` (fixed-point threshold; its basin has no
 closed form); PhiNet / X-PhiNet: `analysis.collapse_wd` (fixed-point analysis + bisection) at a few values
 of the other axis when one axis is the weight decay; DirectPred / DirectCopy with the equivariant setter:
-the decoupled fixed points of `phase_setters.setter_fixed_point` (mode j survives iff
+the decoupled fixed points of `setters.setter_fixed_point` (mode j survives iff
 `eta < l_j^2 / (4 c_j)` and `p_+,j > e`; basins not checked); with the normalised setter: none.
 
 Public API
@@ -33,8 +33,8 @@ import numpy as np
 
 from dynamics.analysis import collapse_wd
 from dynamics.methods import BUILTIN_METHODS, get_method
-from dynamics.phase_setters import SETTER_METHODS, SetterParams, setter_fixed_point
 from dynamics.reduced import Params, has_reduced, state_names
+from dynamics.setters import SETTER_METHODS, SetterParams, setter_fixed_point
 
 REDUCED = ("simsiam", "byol", "phinet", "xphinet", "phinet-eyeg", "simsiam-scaled")
 PHASE_METHODS = REDUCED + SETTER_METHODS
@@ -198,7 +198,7 @@ def simsiam_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:
 
 def setter_survivors(cfg: PhaseConfig, values: dict) -> np.ndarray:
     """Equivariant DirectPred / DirectCopy: surviving modes per point (N,) at the decoupled fixed point
-    (`phase_setters.setter_fixed_point`; basins not checked)."""
+    (`setters.setter_fixed_point`; basins not checked)."""
     n = values["lambdas"].shape[0]
     at = lambda k, i: float(np.ravel(values[k])[i]) if np.ndim(values[k]) else float(values[k])
     return np.array([setter_fixed_point(cfg.method, SetterParams(

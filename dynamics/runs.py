@@ -9,8 +9,8 @@ Each mode's `fixed_point` is the stable non-collapsed fixed point of its data mo
 None past the mode's threshold; at the matrix level they are sorted by `s` like the final eigenvalues
 (a mode that starts in the collapse basin can still collapse below threshold).
 DirectPred / DirectCopy: the reduced level is their coupled per-mode system in `log s`
-(`dynamics.phase_setters`, modes coupled only through `f_max`; `p0`, `g0` unused), and with the default
-equivariant setter each mode's `fixed_point` is the decoupled one of `phase_setters.setter_fixed_point`
+(`dynamics.setters`, modes coupled only through `f_max`; `p0`, `g0` unused), and with the default
+equivariant setter each mode's `fixed_point` is the decoupled one of `setters.setter_fixed_point`
 (SimSiam's p_+, `s = phi^-1(p_+ - e) / c`); the normalised setter has no finite fixed point (every
 `s -> 0`), so none is given.
 
@@ -30,14 +30,14 @@ from dynamics.fixed_points import Uncertified
 from dynamics.matrix_ode import init_state, mode_summary, solve
 from dynamics.methods import BUILTIN_METHODS, Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
-from dynamics.phase_setters import (
+from dynamics.reduced import Params, has_reduced, integrate, state_names
+from dynamics.setters import (
     SETTER_METHODS,
     SetterParams,
     setter_field,
     setter_fixed_point,
     setter_predictor,
 )
-from dynamics.reduced import Params, has_reduced, integrate, state_names
 from dynamics.sgd import run_sgd
 
 

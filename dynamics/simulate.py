@@ -15,7 +15,7 @@ Prints a per-method table, or with `--json` one JSON object: for one method
 `{runs: [...], config, out_dir}`. Spectrum: `--lambdas` (data eigenvalues) with `--sigma2` (one value or
 one per mode); `--sigma2` alone means X = I; neither means the default anisotropic spectrum.
 `--setter equivariant|normalised` picks DirectPred / DirectCopy's predictor setter (`dynamics.methods`);
-at `--level reduced` they run their coupled per-mode system in log s (`dynamics.phase_setters`).
+at `--level reduced` they run their coupled per-mode system in log s (`dynamics.setters`).
 """
 import json
 import os
@@ -44,10 +44,10 @@ from dynamics._cli import (
 )
 from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS, load_method
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
-from dynamics.phase_setters import SETTER_METHODS
 from dynamics.provenance import provenance
 from dynamics.reduced import REDUCED_METHODS, has_reduced
 from dynamics.runs import SimConfig, simulate_method
+from dynamics.setters import SETTER_METHODS
 from dynamics.sgd import LOSSES
 
 LEVELS = ("reduced", "matrix", "sgd")

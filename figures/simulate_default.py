@@ -3,7 +3,7 @@ eigenvalues s_j(t) (matrix ODE, seed 0, default 8-mode spectrum), predicted stab
 All six methods keep the five modes whose threshold l^2 / (4 (l + sigma2)) exceeds 5e-4: SimSiam, BYOL, PhiNet
 and X-PhiNet on their fixed points (`dynamics.analysis`), DirectPred and DirectCopy, with the linear model's
 default equivariant setter (`p_j = sqrt(f_j) + eps sqrt(f_max)`, `Wp = F + eps f_max I`), on theirs
-(`dynamics.phase_setters.setter_fixed_point`: SimSiam's p_+, a different s). With `--setter normalised`
+(`dynamics.setters.setter_fixed_point`: SimSiam's p_+, a different s). With `--setter normalised`
 (the authors' form) they would shrink every mode.
 
 Rebuild: `python -m figures.simulate_default` (about 20 s on 2 CPU cores; it is exactly the command's own

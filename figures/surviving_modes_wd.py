@@ -3,7 +3,7 @@ sigma2 = 0.5) for SimSiam, BYOL, PhiNet (lam = 1) and DirectPred (eps = 0.01, th
 setter `p_j = sqrt(f_j / f_max) + eps`; the linear model's default equivariant setter keeps SimSiam's
 staircase, see `figures.simulate_default`). Reduced per-mode systems
 for the first three (`dynamics.phase.sweep`, t_max 1e5, collapsed: s < 1e-6); DirectPred, whose setter
-couples the modes through the top eigenvalue, with the multi-mode system `dynamics.phase_setters` (exact
+couples the modes through the top eigenvalue, with the multi-mode system `dynamics.setters` (exact
 on eigen-aligned states, tested against the matrix ODE), counting modes with s_j / s_max >= 1e-6: under
 this Euclidean loss its absolute scale always decays and eta drops out of the ratios, so its count is flat.
 Dashed: SimSiam's closed-form staircase, the number of modes with l^2 / (4 (l + sigma2)) > eta.

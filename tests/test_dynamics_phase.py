@@ -14,8 +14,8 @@ from dynamics.methods import Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
 from dynamics.phase import main, prediction, sweep
 from dynamics.phase_grid import PhaseConfig, grid_points, point_values, systems
-from dynamics.phase_setters import SetterParams, relative_survivors, setter_field
 from dynamics.reduced import Params, integrate
+from dynamics.setters import SetterParams, relative_survivors, setter_field
 
 GRID = dict(x="wd", y="sigma2", x_range=(0.0, 0.3), y_range=(0.0, 2.0), nx=48, ny=24)
 

@@ -15,8 +15,8 @@ from dynamics.methods import Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
 from dynamics.phase import prediction, sweep
 from dynamics.phase_grid import PhaseConfig
-from dynamics.phase_setters import SetterParams, setter_field, setter_fixed_point
 from dynamics.reduced import Params, integrate
+from dynamics.setters import SetterParams, setter_field, setter_fixed_point
 
 SPEC = anisotropic([1.0, 0.5, 0.2, 0.05], 0.5)  # SimSiam thresholds 1/6, 1/16, 1/70, 1/880
 
