@@ -179,7 +179,7 @@ def test_continual_online_bio_and_theory_check_refuse_another_config(tmp_path):
     from selfsup.continual.config import ContinualConfig
     from selfsup.continual.continual import run_continual
     from selfsup.continual.online import OnlineConfig, run_online
-    from selfsup.theory_check import TheoryConfig, run_theory_check
+    from selfsup.theory.check import TheoryConfig, run_theory_check
 
     def plant(folder, config: dict):
         folder.mkdir(parents=True)

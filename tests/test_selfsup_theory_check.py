@@ -172,21 +172,10 @@ def test_one_flag_generator_parses_tuple_fields_and_the_name_alias(capsys):
     assert e.value.code == 2 and "comma-separated list of float" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("old", ["check", "run", "measure", "plots", "seeds"])
-def test_the_former_flat_module_paths_are_the_subpackage_modules(old):
-    import importlib
-    import sys
-    sys.modules.pop(f"selfsup.theory_{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"selfsup.theory.{old}"):
-        alias = importlib.import_module(f"selfsup.theory_{old}")
-    assert alias is importlib.import_module(f"selfsup.theory.{old}")
-
-
-@pytest.mark.parametrize("module", ["selfsup.theory", "selfsup.theory_check"])
-def test_both_cli_paths_run_the_check_and_refuse_bad_flags_in_one_line(module):
+def test_python_m_selfsup_theory_refuses_bad_flags_in_one_line():
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-m", module, "--smoke", "--wds", "0.1,x"], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "selfsup.theory", "--smoke", "--wds", "0.1,x"],
+                       capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "comma-separated list of float" in r.stderr.strip().splitlines()[-1]

@@ -6,6 +6,4 @@ effective rank), ``check`` (``TheoryConfig``, ``run_theory_check``: the weight-d
 ``dynamics.analysis.collapse_wd`` and DirectPred / DirectCopy against a trained linear predictor), ``plots``
 (its figures), ``seeds`` (mean +- std over seeds of finished checks).
 CLIs: ``python -m selfsup.theory`` (the check), ``python -m selfsup.theory.seeds`` (the aggregate).
-The former flat modules ``selfsup.theory_check``, ``theory_run``, ``theory_measure``, ``theory_plots`` and
-``theory_seeds`` remain as aliases of these for one release.
 """

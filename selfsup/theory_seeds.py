@@ -1,4 +1,0 @@
-"""Alias of ``selfsup.theory.seeds`` (this module's former path, kept for one release)."""
-from selfsup.theory._alias import alias
-
-alias(__name__, "selfsup.theory.seeds")
