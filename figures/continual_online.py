@@ -1,6 +1,6 @@
 """Online learning on mnist5k: kNN and 10-labels-per-class probe accuracy (all 10 classes) along one pass over
 the 4000 training images in batches of 16, mean +- std over seeds, for SimSiam, BYOL, PhiNet and X-PhiNet at
-the default flags of ``python -m selfsup.online``.
+the default flags of ``python -m selfsup.continual.online``.
 
 Rebuild: `python -m figures.continual_online [--stream iid|tasks] [--seeds 0,1,2]`. It calls
 ``selfsup.continual.online_compare`` (finished runs in ``runs/online/`` are reused; 12 runs, about 6 minutes

@@ -1,7 +1,7 @@
 """Run folders that never lose work: refuse, resume or overwrite; one writer at a time; provenance.
 
-Every selfsup trainer (``selfsup.train``, ``selfsup.continual``, ``selfsup.online``, ``selfsup.bio``) and the
-theory check's root folder go through ``open_run``, so they share one policy:
+Every selfsup trainer (``selfsup.train``, ``selfsup.continual``, ``selfsup.continual.online``,
+``selfsup.bio``) and the theory check's root folder go through ``open_run``, so they share one policy:
 
 - a folder that holds no run (no ``config.json``, ``checkpoint.msgpack`` or ``summary.json``) is started;
 - a folder that holds a run with a different config is refused: ``RunFolderError`` (a ``ValueError``, so the

@@ -58,7 +58,7 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
 
 def test_the_resident_stream_gives_the_host_batches_and_keys_without_copies(small):
     from selfsup.continual.online import data_batch
-    from selfsup.train import place
+    from selfsup.loop import place
     cfg = OnlineConfig.smoke().train
     order = stream_order(small.y_train, "iid", jax.random.key(5), None)
     resident, where = place(small, cfg, None)
@@ -105,9 +105,10 @@ def test_online_compare_curve_stats_and_table_on_hand_made_curves():
     assert lines[2].startswith("| untrained encoder | 2 | 50.0 ± 0.0")
 
 
-def test_the_library_module_answers_help_as_the_cli_does():
+def test_python_m_selfsup_continual_online_answers_help():
     import subprocess
     import sys
     r = subprocess.run([sys.executable, "-m", "selfsup.continual.online", "--help"], capture_output=True,
                        text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.startswith("usage: python -m selfsup.online"), r.stdout[:200]
+    assert r.returncode == 0, r.stderr[-300:]
+    assert r.stdout.startswith("usage: python -m selfsup.continual.online"), r.stdout[:200]

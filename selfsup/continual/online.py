@@ -10,7 +10,7 @@ exactly once). The learning-rate and EMA-momentum schedules run over the one pas
 random permutation; ``tasks`` the class-incremental stream (task after task, shuffled within each task).
 ``run_online(oc, *, dataset=None, resume=False, overwrite=False, on_eval=None) -> dict``: trains
 ``len(order) // B`` steps; step s gets ``fold_in(key(seed), s)`` and its batch is gathered on the device from
-images placed there once (``selfsup.train.place``; the summary's ``data_placement`` says which); before the
+images placed there once (``selfsup.loop.place``; the summary's ``data_placement`` says which); before the
 first step and after steps ``round(linspace(0, S, evals + 1))[1:]`` evaluates every task
 (``evaluation.evaluate_tasks``: kNN and the 10-labels-per-class probe; the all-label linear probe once at the
 end when ``train.linear_probe``) and checkpoints (full state + curve so far). A folder that already holds a
@@ -19,6 +19,9 @@ starts if there is none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``co
 git SHA, provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
 ``linear_10pc_all``, per-task ``knn`` at every point, final probes) and ``curve.png`` to
 ``<out_dir>/<name>/``.
+
+CLI: ``python -m selfsup.continual.online --method phinet --dataset mnist5k [--stream iid|tasks] [--resume |
+--overwrite]`` (``main(argv)``; writes ``curve.png`` beside the summary).
 """
 from __future__ import annotations
 
@@ -38,8 +41,8 @@ from selfsup.continual import plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
+from selfsup.loop import flush_metrics, metrics_log, place, resume_meta
 from selfsup.step import init_state
-from selfsup.train import flush_metrics, metrics_log, place, resume_meta
 
 DEFAULT_TRAIN = Config(batch_size=16, lr=0.4, epochs=1, warmup_epochs=0, baselines=False,
                        out_dir="runs/online", log_every=25)
@@ -180,6 +183,25 @@ def _finish(oc, run, meta, state, dataset, split, info, wall, where) -> dict:
     return summary
 
 
-if __name__ == "__main__":  # the library module answers as its CLI does (python -m selfsup.online)
-    from selfsup.online import main
+def main(argv=None) -> dict:
+    """CLI: one run; prints one JSON object (examples seen, kNN accuracy along the stream, final probes, run
+    folder). Bad flags, a run folder holding another run and a corrupt checkpoint exit 2 with one line."""
+    from dynamics import jit_cache
+    from selfsup import rundir
+    from selfsup.config import Parser, run_cli
+    from selfsup.continual.config import parse
+    parser = Parser(prog="python -m selfsup.continual.online",
+                    description="Online self-supervised learning: one pass over a stream.")
+    rundir.add_cli_flags(parser, resume_help="continue from the last evaluation point")
+    ns, oc = parse(parser, argv, OnlineConfig)
+    oc = run_cli(parser, oc.validate)
+    jit_cache.enable()
+    resume = run_cli(parser, lambda: rundir.cli_resume(ns, Path(oc.train.out_dir) / oc.name))
+    summary = run_cli(parser, lambda: run_online(oc, resume=resume, overwrite=ns.overwrite))
+    print(json.dumps({k: summary[k] for k in ("method", "stream", "seen", "knn_all", "final", "wall_s",
+                                              "run_dir")}))
+    return summary
+
+
+if __name__ == "__main__":
     main()

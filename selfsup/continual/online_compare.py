@@ -2,8 +2,9 @@
 
 ``python -m selfsup.continual.online_compare [--methods simsiam,byol,phinet,xphinet] [--seeds 0,1,2]
 [--stream iid|tasks] [--out-dir runs/online]`` runs ``run_online`` (the defaults of ``python -m
-selfsup.online``: batch 16, one pass over the 4000 mnist5k training images) for every method and seed,
-reusing finished runs with the same config (the runs of ``python -m selfsup.online`` count), and writes
+selfsup.continual.online``: batch 16, one pass over the 4000 mnist5k training images) for every method and
+seed, reusing finished runs with the same config (the runs of ``python -m selfsup.continual.online`` count),
+and writes
 ``online-<stream>.md`` (the table), ``online-<stream>.json`` and ``online-<stream>.png`` (mean +- std curves)
 to ``--out-dir``.
 
@@ -24,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from dynamics import jit_cache
-from selfsup.compare import _cell
+from selfsup.compare import mean_std
 from selfsup.config import Parser
-from selfsup.continual.compare import _ints
+from selfsup.continual.compare import int_list
 from selfsup.continual.online import STREAMS, OnlineConfig
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
@@ -71,14 +72,14 @@ def table(results: dict) -> str:
     head = "| method | seeds | " + " | ".join(f"{n} early | {n} area | {n} end" for _, n in keys)
     lines = [head + " | linear end |", "|" + "---|" * (3 + 3 * len(keys))]
     first = next(iter(results.values()))
-    init = [_cell([curve_stats(s, k)["start"] for s in first]) + " | - | -" for k, _ in keys]
+    init = [mean_std([curve_stats(s, k)["start"] for s in first]) + " | - | -" for k, _ in keys]
     lines.append(f"| untrained encoder | {len(first)} | " + " | ".join(init) + " | - |")
     for m, rs in results.items():
         cells = []
         for k, _ in keys:
             st = [curve_stats(s, k) for s in rs]
-            cells.append(" | ".join(_cell([x[f] for x in st]) for f in ("early", "area", "final")))
-        lin = _cell([s["final"]["linear_all"] for s in rs if "linear_all" in s.get("final", {})])
+            cells.append(" | ".join(mean_std([x[f] for x in st]) for f in ("early", "area", "final")))
+        lin = mean_std([s["final"]["linear_all"] for s in rs if "linear_all" in s.get("final", {})])
         lines.append(f"| {m} | {len(rs)} | " + " | ".join(cells) + f" | {lin} |")
     return "\n".join(lines)
 
@@ -108,7 +109,7 @@ def main(argv=None) -> dict:
     p = Parser(prog="python -m selfsup.continual.online_compare",
                description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
-    p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="comma-separated training seeds")
+    p.add_argument("--seeds", type=int_list, default=(0, 1, 2), help="comma-separated training seeds")
     p.add_argument("--stream", default="iid", choices=STREAMS)
     p.add_argument("--out-dir", default="runs/online", help="folder of the runs and of the table")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (OnlineConfig.smoke())")
