@@ -11,7 +11,8 @@ each method. Columns: ``linear_acc``, ``linear_acc_10pc``, the mean of
 ``linear_acc_10pc_draws`` (the few-label probe on 5 label draws: less noisy than one), ``knn_acc_k20``,
 ``knn_acc_k200``, ``erank``, wall seconds. Any trainer flag is accepted and applies to every run.
 
-Public API: ``compare(base, methods, seeds, root) -> dict`` and ``table(results) -> str``.
+Public API: ``compare(base, methods, seeds, root) -> dict``, ``table(results) -> str`` and
+``mean_std(values)`` (the table cell every comparison uses).
 """
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ def _check_same(cfg: Config, run: Path) -> None:
                          "--run-name")
 
 
-def _cell(v, scale=100.0, digits=1) -> str:
+def mean_std(v, scale=100.0, digits=1) -> str:
+    """A table cell: ``mean ± std`` (sample std, ddof 1) of ``v * scale``, one value alone, "-" for none
+    (shared by every comparison table: methods, continual, online, bio, theory seeds)."""
     if not v:
         return "-"
     a = np.asarray(v) * scale
@@ -84,8 +87,8 @@ def table(rows: dict) -> str:
     order = sorted(rows, key=lambda r: (not r.startswith("baseline"), r != "baseline: pixels"))
     for r in order:
         v = rows[r]
-        lines.append(f"| {r} | " + " | ".join(_cell(v.get(f, [])) for f in FIELDS)
-                     + f" | {_cell(v.get('erank', []), 1.0)} | {_cell(v.get('wall_s', []), 1.0, 0)} |")
+        lines.append(f"| {r} | " + " | ".join(mean_std(v.get(f, [])) for f in FIELDS)
+                     + f" | {mean_std(v.get('erank', []), 1.0)} | {mean_std(v.get('wall_s', []), 1.0, 0)} |")
     return "\n".join(lines)
 
 

@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from selfsup import hinge
+
 
 def unit(x, eps=1e-12):
     """x / max(||x||, eps) along the last axis, with a finite gradient at x = 0 (norm's is NaN there)."""
@@ -170,10 +172,8 @@ def ema_rate(method: Method, config, step, total_steps):
 
 
 # The biologically plausible family's contrastive hinge loss is a trainer method like any other
-# (`--method hinge` / `hinge-gb`); the loss lives beside its learning rules in selfsup.bio.hinge, which
-# imports nothing from selfsup (no import cycle).
-from selfsup.bio.hinge import trainer_loss as _hinge_trainer_loss  # noqa: E402
-
+# (`--method hinge` / `hinge-gb`); the loss lives beside this module in selfsup.hinge (the bio rules use
+# it too).
 HINGE_METHODS = ("hinge", "hinge-gb")
 for _name, _gb in zip(HINGE_METHODS, (False, True)):
-    register_method(Method(_name, partial(_hinge_trainer_loss, grad_block=_gb)))
+    register_method(Method(_name, partial(hinge.trainer_loss, grad_block=_gb)))

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from selfsup.bio import hinge, net, rules, schedules
+from selfsup import hinge
+from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
 
 RTOL = 1e-5
@@ -71,7 +72,7 @@ def test_hinge_rejects_bad_thresholds(kw, match):
         hinge.hinge_loss(jnp.zeros((4, 2)), jnp.zeros((4, 2)), **kw)
 
 
-def test_hinge_is_a_trainer_method_and_bio_hinge_imports_nothing_from_selfsup():
+def test_hinge_is_a_trainer_method_and_its_module_imports_nothing_from_selfsup():
     import ast
     import inspect
 

@@ -107,7 +107,7 @@ def test_train_resumes_bit_identically_after_an_interruption(digits, tmp_path, m
 
 
 def test_device_resident_images_train_exactly_as_host_streaming(digits, tmp_path, monkeypatch):
-    """The images go on the device once (``selfsup.train.place``); RLL draws its layer from the step key on
+    """The images go on the device once (``selfsup.loop.place``); RLL draws its layer from the step key on
     the host, so equal parameters also mean the device-side keys equal the host's."""
     cfg = smoke(rule="fa", schedule="rll", epochs=2, max_images=128, out_dir=str(tmp_path / "device"))
     state_d, sum_d = bio_train.train(cfg, dataset=digits)

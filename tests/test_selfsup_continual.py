@@ -187,7 +187,7 @@ def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp
 
 def test_tasks_train_from_device_resident_images_with_the_same_result_as_host_streaming(tmp_path, small,
                                                                                          monkeypatch):
-    """Each task's images go on the device once (``selfsup.train.place``); the batches and keys are those of
+    """Each task's images go on the device once (``selfsup.loop.place``); the batches and keys are those of
     the host-streaming path, so the accuracy matrix is bit-identical to a run forced onto the host."""
     from selfsup.continual import continual
     placed, real_place = [], continual.place

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from selfsup import augment, data, methods, nets, optim
-from selfsup.bio import hinge
+from selfsup import augment, data, hinge, methods, nets, optim
 from selfsup.config import Config
 from selfsup.step import _forward_targets, _loss, _nets, init_state, make_step, residual_term
 

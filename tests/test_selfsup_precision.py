@@ -6,7 +6,7 @@ import pytest
 
 from selfsup import data, nets
 from selfsup.config import Config
-from selfsup.train import init_state, make_step
+from selfsup.step import init_state, make_step
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ import pytest
 
 from selfsup import data, methods
 from selfsup.config import Config
-from selfsup.train import NonFiniteLossError, init_state, main, make_step, train
+from selfsup.loop import NonFiniteLossError
+from selfsup.step import init_state, make_step
+from selfsup.train import main, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -315,7 +317,7 @@ _BAD_DATASET = ["--dataset", "nope"]
     ("selfsup.train", ["--dtype", "float16"]),
     ("selfsup.train", ["--arch", "vgg"]),
     ("selfsup.compare", _BAD_DATASET),
-    ("selfsup.online", _BAD_DATASET),
+    ("selfsup.continual.online", _BAD_DATASET),
     ("selfsup.continual.__main__", _BAD_DATASET),
     ("selfsup.continual.compare", _BAD_DATASET),
     ("selfsup.continual.online_compare", _BAD_DATASET),
@@ -332,7 +334,7 @@ def test_every_selfsup_cli_rejects_a_bad_flag_with_exit_2_and_one_line(module, a
 
 
 def test_resident_data_gives_the_streaming_epoch_exactly_and_copies_nothing_to_the_device(tmp_path, mnist):
-    from selfsup.train import ResidentData, place, train_epoch
+    from selfsup.loop import ResidentData, place, train_epoch
     cfg = _cfg(tmp_path, method="byol", log_every=2)
     step = make_step(cfg, mnist.info)
     resident, where = place(mnist, cfg, None)

@@ -96,21 +96,21 @@ def _neg_active(run_dir: str) -> tuple[float, float]:
 def seeds_table(grids: list[dict], sched: tuple[str, ...]) -> str:
     """Markdown over seeds: best-layer and top-layer linear accuracy (%), mean +- std (ddof 1), per rule x
     schedule; the random encoder; the fraction of negatives inside the margin at the start / end."""
-    from selfsup.compare import _cell
+    from selfsup.compare import mean_std
     by: dict = {}
     for g in grids:
         for r in g["results"]:
             by.setdefault((r["rule"], r["schedule"]), []).append(r)
-    top = lambda rs: _cell([r["linear_acc"][-1] for r in rs])
+    top = lambda rs: mean_std([r["linear_acc"][-1] for r in rs])
     head = "| rule | " + " | ".join(f"{s} best | {s} L5" for s in sched) + " |"
     lines = [f"{len(grids)} seeds; cells: mean ± std of the best layer's / top layer's linear accuracy (%)",
              "", head, "|" + "---|" * (1 + 2 * len(sched))]
     for rule in dict.fromkeys(k[0] for k in by):
-        cells = [f"{_cell([r['best_acc'] for r in by[rule, s]])} | {top(by[rule, s])}" if (rule, s) in by
+        cells = [f"{mean_std([r['best_acc'] for r in by[rule, s]])} | {top(by[rule, s])}" if (rule, s) in by
                  else " | " for s in sched]
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     rand = [g["random_encoder"] for g in grids]
-    lines.append(f"| random encoder | {_cell([r['best_acc'] for r in rand])} | {top(rand)} |"
+    lines.append(f"| random encoder | {mean_std([r['best_acc'] for r in rand])} | {top(rand)} |"
                  + " |" * (2 * len(sched) - 2))
     act = [_neg_active(r["run_dir"]) for rs in by.values() for r in rs if r.get("run_dir")]
     if act:

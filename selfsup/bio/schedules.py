@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from selfsup.bio import net, rules
-from selfsup.bio.hinge import hinge_loss
+from selfsup.hinge import hinge_loss
 
 SCHEDULES = ("e2e", "gll", "rll")
 

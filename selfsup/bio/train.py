@@ -39,7 +39,7 @@ import optax
 from selfsup import augment, checkpoint, data, probe, rundir
 from selfsup.bio import net, rules, schedules
 from selfsup.bio.config import BioConfig
-from selfsup.train import host_batches, mean_metrics, place, resume_meta
+from selfsup.loop import host_batches, mean_metrics, place, resume_meta
 
 
 class BioState(NamedTuple):
@@ -151,7 +151,7 @@ def _load(config: BioConfig, dataset):
 
 def train_epoch(state, step_fn, dataset, config: BioConfig, epoch: int, log=None, resident=None):
     """One pass in the order ``permutation(fold_in(key, 10**6 + epoch))``, last incomplete batch dropped;
-    with ``resident`` (``selfsup.train.ResidentData``) the batches are gathered on the device, with the
+    with ``resident`` (``selfsup.loop.ResidentData``) the batches are gathered on the device, with the
     same order and keys."""
     from tqdm.auto import tqdm
     n = min(len(dataset.x_train), config.max_images) if config.max_images else len(dataset.x_train)

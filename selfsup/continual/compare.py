@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dynamics import jit_cache
-from selfsup.compare import _cell
+from selfsup.compare import mean_std
 from selfsup.config import Parser
 from selfsup.continual.config import ContinualConfig
 
@@ -101,15 +101,15 @@ def table(summaries: list[dict]) -> str:
         if s.get("R_init"):
             inits.setdefault(s.get("seed"), s["R_init"])
     if inits:  # the untrained encoder: the floor every method should rise above
-        cells = [(_cell([float(np.mean(r[k])) for r in inits.values()])
+        cells = [(mean_std([float(np.mean(r[k])) for r in inits.values()])
                   if all(k in r for r in inits.values()) else "-") + " | -" for k, _ in probes]
         rows.append(f"| random init | - | {len(inits)} | " + " | ".join(cells) + " | - |")
     for key, runs in group(summaries).items():
         name, cassle = _label(key)
-        cells = [_cell([r[k]["average_accuracy"] for r in runs]) + " | "
-                 + _cell([r[k]["forgetting"] for r in runs]) for k, _ in probes]
+        cells = [mean_std([r[k]["average_accuracy"] for r in runs]) + " | "
+                 + mean_std([r[k]["forgetting"] for r in runs]) for k, _ in probes]
         rows.append(f"| {name} | {cassle} | {len(runs)} | " + " | ".join(cells)
-                    + f" | {_cell([sum(r['task_seconds']) for r in runs], 1, 0)} |")
+                    + f" | {mean_std([sum(r['task_seconds']) for r in runs], 1, 0)} |")
     return "\n".join(rows)
 
 
@@ -142,7 +142,7 @@ def _figure(summaries, path):
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
@@ -159,7 +159,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=ContinualConfig().train.epochs, help="epochs per task")
-    parser.add_argument("--seeds", "--seed", type=_ints, default=(0, 1, 2),
+    parser.add_argument("--seeds", "--seed", type=int_list, default=(0, 1, 2),
                         help="comma-separated training seeds (--seed N: one seed)")
     parser.add_argument("--out-dir", default="runs/continual-compare")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (ContinualConfig.smoke())")

@@ -36,8 +36,8 @@ from selfsup.continual import distill, metrics, plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.config import ContinualConfig
 from selfsup.continual.evaluation import evaluate_tasks
+from selfsup.loop import metrics_log, place, resume_meta, train_epoch
 from selfsup.step import init_state
-from selfsup.train import metrics_log, place, resume_meta, train_epoch
 
 
 class TaskData(NamedTuple):
@@ -53,7 +53,7 @@ class TaskData(NamedTuple):
         return self.images[idx]
 
     @property
-    def x_train(self) -> np.ndarray:  # what ``selfsup.train.place`` puts on the devices
+    def x_train(self) -> np.ndarray:  # what ``selfsup.loop.place`` puts on the devices
         return self.images
 
     x_unlabeled = None

@@ -37,8 +37,9 @@ from flax import serialization
 
 from selfsup import augment, methods, nets
 from selfsup.config import Config
+from selfsup.step import steps_per_epoch
 from selfsup.theory import measure as tm
-from selfsup.train import steps_per_epoch, train
+from selfsup.train import train
 
 _SCALARS = ("asym", "erank", "surviving", "align_mean", "exponent", "exponent_r2")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfsup.compare import _cell
+from selfsup.compare import mean_std
 from selfsup.config import Parser
 
 POINT_FIELDS = (("align_weighted_final", "F-weighted alignment", 1.0),
@@ -69,7 +69,7 @@ def markdown(reports) -> str:
              "| point | " + " | ".join(name for _, name, _ in POINT_FIELDS) + " |",
              "|" + "---|" * (1 + len(POINT_FIELDS))]
     for tag, row in point_rows(reports).items():
-        cells = [_cell(row[f], scale, 2 if scale == 1.0 else 1) for f, _, scale in POINT_FIELDS]
+        cells = [mean_std(row[f], scale, 2 if scale == 1.0 else 1) for f, _, scale in POINT_FIELDS]
         lines.append(f"| {tag} | " + " | ".join(cells) + " |")
     sweep = sweep_rows(reports)
     if sweep:
@@ -77,15 +77,15 @@ def markdown(reports) -> str:
         sig = [r["sigma2_hat"] for r in reports]
         lines += ["", f"Weight-decay sweep: effective rank of F (collapsed seeds of {n}: erank < "
                   f"{reports[0]['config']['collapse_erank']}); prediction from `collapse_wd` with the "
-                  f"measured sigma2 = {_cell(sig, 1.0, 3)}.", "",
+                  f"measured sigma2 = {mean_std(sig, 1.0, 3)}.", "",
                   "| method | " + " | ".join(f"wd {w:g}" for w in wds)
                   + " | last non-collapsed wd | predicted |",
                   "|" + "---|" * (3 + len(wds))]
         for m, s in sweep.items():
-            cells = [f"{_cell(e, 1.0, 2)} ({c}/{n})" for e, c in zip(s["erank_F"], s["collapsed"])]
+            cells = [f"{mean_std(e, 1.0, 2)} ({c}/{n})" for e, c in zip(s["erank_F"], s["collapsed"])]
             alive = ", ".join("-" if a is None else f"{a:g}" for a in s["last_alive_wd"])
             pred = [p for p in s["predicted"] if p is not None]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {alive} | {_cell(pred, 1.0, 3)} |")
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {alive} | {mean_std(pred, 1.0, 3)} |")
     return "\n".join(lines)
 
 

@@ -17,8 +17,9 @@ does not depend on the batch size. ``aux``: ``pos`` / ``neg`` (the two sums / N)
 ``trainer_loss(o, cfg, *, grad_block)``: the form ``selfsup.methods`` registers as ``hinge`` (all negatives)
 and ``hinge-gb`` (grad block on view 1), so ``selfsup.train`` uses them like any other method; the loss acts
 on ``trainer_embedding`` of the projector outputs (unit-normalised and scaled so that the margins T = 2,
-d = 1 bite, see its docstring). This module imports nothing from ``selfsup`` (the dependency runs one way:
-``selfsup.methods`` -> ``selfsup.bio.hinge``).
+d = 1 bite, see its docstring). The learning rules of ``selfsup.bio`` train with ``hinge_loss`` too. This
+module imports nothing from ``selfsup`` (the dependency runs one way: ``selfsup.methods`` ->
+``selfsup.hinge``).
 """
 from __future__ import annotations
 
