@@ -6,7 +6,7 @@
 Grid: weight decay 0 ... 0.3 x sigma2 0 ... 2, p0 = 0.5 on the parabola, t_max = 2400 (the phase CLI's
 default for this grid), both solvers at rtol 1e-6, atol 1e-10 in float64. Prints the times, the ratio and
 the classification agreement on the subsample. `--diffrax` also times `jax.vmap(reduced.integrate)` on the
-full grid (diffrax's adaptive loop, vmapped; slow, see dynamics/phase_solver.py).
+full grid (diffrax's adaptive loop, vmapped; slow, see dynamics/solvers.py).
 """
 import argparse
 import time

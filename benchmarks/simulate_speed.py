@@ -5,7 +5,7 @@
 1. The command itself in a fresh process, as a user runs it (best of `--repeats`), wall time: a first run
    (empty compilation cache) and the run after it (cached programs).
 2. In one process, per method of the default run (matrix ODE, 8 modes, t_max 40000, rtol 1e-9): trace,
-   compile and run seconds and the steps taken, for `dynamics.ode.solve_saved` (what `simulate` uses) and
+   compile and run seconds and the steps taken, for `dynamics.solvers.solve_saved` (what `simulate` uses) and
    for diffrax Tsit5 + PIDController + SaveAt(ts) (the former solver, the reference), with the largest
    difference between their trajectories; then the import time and the totals, and the ratio.
 `simulate` runs the methods in a thread pool (one per core), so its wall time is below the serial sum.
@@ -49,8 +49,8 @@ def main() -> None:
     from dynamics import matrix_ode as mo
     from dynamics.methods import get_method
     from dynamics.moments import anisotropic, expected_moments
-    from dynamics.ode import solve_saved
     from dynamics.simulate import build_parser, resolve
+    from dynamics.solvers import solve_saved
     imports = time.perf_counter() - t0
     jax.config.update("jax_enable_x64", True)
     ap2 = build_parser()

@@ -5,15 +5,16 @@ Modules (import what you need; nothing heavy runs at import time):
 - `dynamics.moments`     data / augmentation second moments, the default anisotropic spectrum, sampling.
 - `dynamics.methods`     methods as data: expected losses (terms), trained matrices, EMA targets, setters;
                          `register(Method(...))` makes a new method usable by name everywhere.
-- `dynamics.matrix_ode`  matrix vector field by autodiff of the expected loss; float64 solve (`dynamics.ode`).
+- `dynamics.matrix_ode`  matrix vector field by autodiff of the expected loss; float64 solve (`solvers`).
 - `dynamics.sgd`         SGD on sampled data (or exact batch moments) in `lax.scan`.
 - `dynamics.reduced`     per-mode systems derived with sympy from the same losses; vmappable integrator.
 - `dynamics.setters`     DirectPred / DirectCopy as coupled multi-mode systems in log s (the set predictor
                          couples the modes), with their decoupled fixed points.
 - `dynamics.analysis`    fixed points, Jacobians, stability, `collapse_wd` (closed forms as fast paths).
 - `dynamics.fixed_points` the general solver: fixed points of any method's sympy field, certified.
-- `dynamics.ode`         lean Dormand-Prince 5(4) for one pytree, saving at given times (the matrix solve).
-- `dynamics.phase_solver` batched Bogacki-Shampine for phase sweeps (final states only).
+- `dynamics.solvers`     the two lean ODE solvers: `solve_saved` (Dormand-Prince 5(4) for one pytree, saving
+                         at given times: the matrix solve) and `solve_final` (batched Bogacki-Shampine for
+                         phase sweeps, final states only).
 - `dynamics.phase`, `phase_grid`, `phase_plot`, `phase_cli`: collapse phase diagrams.
 - `dynamics.explore`     `explore(method)` in Jupyter: sliders over trajectories and a phase plane
                          (ipywidgets); `Explorer` is its headless core.

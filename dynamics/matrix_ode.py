@@ -14,7 +14,7 @@ Public API
 - `full_mats(method, state, C, hp)`: the state plus the set predictor of a setter method.
 - `vector_field(method, hp, C)`: `f(t, state, args) -> dstate/dt` (pure, jittable).
 - `solve(method, hp, C, state0, ts, *, rtol=1e-10, atol=1e-12)`: Dormand-Prince 5(4) in float64
-  (`dynamics.ode`); dict of trajectories with a leading time axis.
+  (`dynamics.solvers`); dict of trajectories with a leading time axis.
 - `mode_summary(method, state, C, hp)`: per-mode `s` (eigenvalues of W W^T, descending), `p`, `g` (Rayleigh
   quotients of Wp, Wg on those eigenvectors).
 """
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynamics.methods import RATES, Hyper, Method, expected_loss, predictor_input_correlation, set_predictor
-from dynamics.ode import solve_saved
+from dynamics.solvers import solve_saved
 
 
 def require_x64() -> None:
@@ -97,7 +97,7 @@ def _solve(method, hp, C, state0, ts, rtol, atol, max_steps):
 
 def solve(method: Method, hp: Hyper, C, state0: dict, ts, *, rtol=1e-10, atol=1e-12, max_steps=1_000_000):
     """Integrate the matrix ODE from `state0` at `ts[0]`, saving at `ts` (T,); float64 only
-    (`dynamics.ode.solve_saved`: Dormand-Prince 5(4)). Returns a dict of (T, ...) trajectories (a setter
+    (`dynamics.solvers.solve_saved`: Dormand-Prince 5(4)). Returns a dict of (T, ...) trajectories (a setter
     method's `Wp` is recomputed by `full_mats`); raises RuntimeError naming the time reached if the state
     went non-finite or `max_steps` ran out first."""
     require_x64()

@@ -51,10 +51,10 @@ from dynamics.phase_grid import (
     simsiam_survivors,
     systems,
 )
-from dynamics.phase_solver import solve_final
 from dynamics.provenance import provenance
 from dynamics.reduced import reduced_field, state_names
 from dynamics.setters import SETTER_METHODS, setter_field, surviving_modes
+from dynamics.solvers import solve_final
 
 
 def default_t_max(cfg: PhaseConfig, values: dict) -> float:
@@ -66,7 +66,7 @@ def default_t_max(cfg: PhaseConfig, values: dict) -> float:
     return float(np.clip(200.0 / max(thr.min(), 1e-12), 1e3, 1e5))
 
 
-SLOTS = 1024  # rows integrated at once inside a chunk (phase_solver: a finished row's slot takes the next)
+SLOTS = 1024  # rows integrated at once inside a chunk (solve_final: a finished row's slot takes the next)
 
 
 def _sharding():

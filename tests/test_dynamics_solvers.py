@@ -1,5 +1,5 @@
-"""The two lean solvers against closed forms and scipy: the matrix ODE's Dormand-Prince (`dynamics.ode`), and
-the phase sweeps' batched solver, whose settling and slot refilling change the work, not the answer
+"""The two lean solvers of `dynamics.solvers` against closed forms and scipy: the matrix ODE's Dormand-Prince,
+and the phase sweeps' batched solver, whose settling and slot refilling change the work, not the answer
 (float64)."""
 import jax
 import jax.flatten_util
@@ -12,10 +12,9 @@ from scipy.integrate import solve_ivp
 from dynamics.matrix_ode import init_state, solve
 from dynamics.methods import Hyper, get_method
 from dynamics.moments import anisotropic, expected_moments
-from dynamics.ode import solve_saved
 from dynamics.phase_grid import PhaseConfig, grid_points, point_values, systems
-from dynamics.phase_solver import _expm, _solve, solve_final
 from dynamics.reduced import reduced_field, state_names
+from dynamics.solvers import _expm, _linsolve, solve_final, solve_saved
 
 
 def _rows(cfg):
@@ -27,7 +26,8 @@ def test_small_dense_solve_and_expm_match_numpy_and_scipy(x64):
     rng = np.random.default_rng(0)
     for d in (1, 2, 3, 4):
         a, b = rng.normal(size=(d, d)) + 3 * np.eye(d), rng.normal(size=(d, 2))
-        np.testing.assert_allclose(_solve(jnp.asarray(a), jnp.asarray(b)), np.linalg.solve(a, b), rtol=1e-12)
+        np.testing.assert_allclose(_linsolve(jnp.asarray(a), jnp.asarray(b)), np.linalg.solve(a, b),
+                                   rtol=1e-12)
         for scale in (1e-3, 1.0, 50.0, 2e3):
             m = rng.normal(size=(d, d)) * scale
             m -= (np.linalg.eigvals(m).real.max() + 0.05 * scale) * np.eye(d)  # decaying, as where it is used
