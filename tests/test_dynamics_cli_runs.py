@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dynamics import analyze, phase, phase_cli, simulate
+from dynamics import analyze, phase, simulate
 from dynamics._cli import Parser, number
 from dynamics.methods import METHODS
 from dynamics.phase_grid import PHASE_METHODS, PhaseConfig
@@ -163,7 +163,7 @@ def test_flags_are_never_abbreviated():
     assert parser.allow_abbrev is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--wd", "1"])  # argparse's default reads this as --wds 1
-    for build in (simulate.build_parser, phase_cli.build_parser, analyze.build_parser):
+    for build in (simulate.build_parser, phase.build_parser, analyze.build_parser):
         assert build().allow_abbrev is False
 
 
@@ -173,9 +173,9 @@ def test_flags_are_never_abbreviated():
     (simulate.build_parser, ["--level", "reduced", "--s0", "-1e-2,0.1"], "'-1e-2' is out of range"),
     (simulate.build_parser, ["--t-max", "-inf"], "'-inf' is out of range"),
     (simulate.build_parser, ["--momentum", "-1E-1"], "'-1E-1' is out of range"),
-    (phase_cli.build_parser, ["--wd", "-1e-3"], "'-1e-3' is out of range"),
-    (phase_cli.build_parser, ["--s-tol", "-1e-6"], "'-1e-6' is out of range"),
-    (phase_cli.build_parser, ["--nx", "-1e3"], "'-1e3' is not an integer"),
+    (phase.build_parser, ["--wd", "-1e-3"], "'-1e-3' is out of range"),
+    (phase.build_parser, ["--s-tol", "-1e-6"], "'-1e-6' is out of range"),
+    (phase.build_parser, ["--nx", "-1e3"], "'-1e3' is not an integer"),
     (analyze.build_parser, ["--method", "simsiam", "--wd", "-1e-3"], "'-1e-3' is out of range"),
     (analyze.build_parser, ["--method", "simsiam", "--sigma2", "-2.5e-1"], "'-2.5e-1' is out of range"),
 ])
@@ -185,20 +185,20 @@ def test_negative_numbers_reach_the_validator_which_names_the_allowed_range(buil
 
 
 def test_negative_values_are_accepted_where_allowed():
-    args = phase_cli.build_parser().parse_args(["--x-range", "-0.2,1", "--p0", "-1e-1"])
+    args = phase.build_parser().parse_args(["--x-range", "-0.2,1", "--p0", "-1e-1"])
     assert args.x_range == [-0.2, 1.0] and args.p0 == -0.1
     assert simulate.build_parser().parse_args(["--p0", "-5e-2,0.1"]).p0 == [-0.05, 0.1]
 
 
 @pytest.mark.parametrize("build, methods", [(simulate.build_parser, METHODS),
-                                            (phase_cli.build_parser, PHASE_METHODS),
+                                            (phase.build_parser, PHASE_METHODS),
                                             (analyze.build_parser, ("simsiam", "phinet", "phinet-eyeg"))])
 def test_help_lists_the_methods_and_never_shows_an_empty_or_copied_default(build, methods):
     text = " ".join(build().format_help().split())
     method_help = text[text.index("--method", text.index("options:")):]
     assert all(m in method_help[:400] for m in methods), method_help[:400]
     assert "(default: )" not in text and "()" not in text
-    if build is phase_cli.build_parser:
+    if build is phase.build_parser:
         options = text[text.index("options:"):]
         exponent = options[options.index("--exponent EXPONENT"):options.index("--lambdas LAMBDAS")]
         assert "p0^2" not in exponent and "default: none" in exponent
