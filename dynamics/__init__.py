@@ -15,7 +15,8 @@ Modules (import what you need; nothing heavy runs at import time):
 - `dynamics.solvers`     the two lean ODE solvers: `solve_saved` (Dormand-Prince 5(4) for one pytree, saving
                          at given times: the matrix solve) and `solve_final` (batched Bogacki-Shampine for
                          phase sweeps, final states only).
-- `dynamics.phase`, `phase_grid`, `phase_plot`: collapse phase diagrams (`phase` is also the command line).
+- `dynamics.phase`, `phase_grid`: collapse phase diagrams (`phase` is also the command line).
+- `dynamics.plot`        the figures the command lines write (modes.png, phase.png); `draw_phase` for an axis.
 - `dynamics.explore`     `explore(method)` in Jupyter: sliders over trajectories and a phase plane
                          (ipywidgets); `Explorer` is its headless core.
 - `dynamics.provenance`  versions, devices and git state written beside every run (both packages).

@@ -278,7 +278,7 @@ def run(cfg: PhaseConfig, out: Path, *, overwrite=False, progress=True, plot=Tru
     summary = {**summarize(cfg, arrays, pred), "config": config, "out_dir": str(out),
                "wall_s": time.perf_counter() - start}
     if plot:
-        from dynamics.phase_plot import plot_phase
+        from dynamics.plot import plot_phase
 
         plot_phase(cfg, arrays, pred, out / "phase.png")
         summary["png"] = str(out / "phase.png")

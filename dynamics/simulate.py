@@ -229,7 +229,7 @@ def _run_all(names, cfg: SimConfig, out: Path, quiet: bool, plot: bool = False) 
     with ThreadPoolExecutor(workers) as pool:
         jobs = {pool.submit(_simulate_x64, cfg, name): name for name in todo}
         if plot:  # import matplotlib while the workers compile and integrate (they release the GIL)
-            import dynamics._plot  # noqa: F401
+            import dynamics.plot  # noqa: F401
         for job in tqdm(as_completed(jobs), total=len(jobs), desc="methods", disable=quiet or None,
                         file=sys.stderr):
             name = jobs[job]
@@ -270,7 +270,7 @@ def main(argv=None) -> None:
     summary = {"config": config, "out_dir": str(out), "wall_s": time.perf_counter() - start, "runs": results}
     write_atomic(out / "summary.json", json.dumps(summary, indent=1))
     if not args.no_plot:
-        from dynamics._plot import plot_modes
+        from dynamics.plot import plot_modes
 
         plot_modes(cfg, arrays, results, out / "modes.png")
     if args.json:

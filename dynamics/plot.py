@@ -1,10 +1,19 @@
-"""The `phase.png` of `python -m dynamics.phase`: the numerical diagram with the analytic boundary over it.
+"""The figures the command lines write: `modes.png` of `python -m dynamics.simulate` (`plot_modes`: s_j(t) per
+method, predicted fixed points dashed) and `phase.png` of `python -m dynamics.phase` (`plot_phase`: the
+numerical diagram with the analytic boundary over it).
 
-`draw_phase(ax, cfg, arrays, pred)` draws into an existing axis (the figures reuse it); `plot_phase` makes
-the file. Colours: surviving-mode count (one mode: collapsed dark, non-collapsed light); failed points
-red; dashed lines: the analytic boundary (contours of the predicted count, or PhiNet's per-mode thresholds
-from the fixed-point analysis as crosses). Both draw on `matplotlib.figure.Figure` objects: no backend is
-selected here (that would replace a notebook's inline backend).
+`draw_phase(ax, cfg, arrays, pred)` draws a phase diagram into an existing axis (the figures and notebooks
+reuse it); `plot_phase` makes the file. Colours: surviving-mode count (one mode: collapsed dark,
+non-collapsed light); failed points red; dashed lines: the analytic boundary (contours of the predicted
+count, or PhiNet's per-mode thresholds from the fixed-point analysis as crosses).
+
+Everything is drawn on `matplotlib.figure.Figure` objects of its own: no backend is selected here (that would
+replace a notebook's inline backend), and saving needs none.
+
+Public API
+- `plot_modes(cfg: SimConfig, arrays, results, path) -> Figure`
+- `draw_phase(ax, cfg: PhaseConfig, arrays, pred=None, *, colorbar=True, boundary_color=...)`,
+  `plot_phase(cfg: PhaseConfig, arrays, pred, path) -> Figure`, `LABELS` (axis labels of the phase axes)
 """
 import numpy as np
 from matplotlib import colormaps
@@ -13,6 +22,38 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from dynamics.phase_grid import axis_applies
+
+
+def plot_modes(cfg, arrays: dict, results: list, path):
+    """One panel per method: every mode's s(t) (log scale), its predicted fixed point dashed; returns the
+    `Figure` (also saved to `path`)."""
+    n = len(results)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(results[0]["modes"])))
+    for ax, res in zip(axes.flat, results):
+        a = arrays[res["method"]]
+        for j, mode in enumerate(res["modes"]):
+            ax.plot(a["ts"], np.clip(a["s"][:, j], 1e-12, None), color=colors[j], lw=1.3)
+            pred = mode.get("fixed_point")
+            if pred:
+                ax.axhline(pred["s"], color=colors[j], ls="--", lw=0.8)
+        ax.axhline(cfg.s_tol, color="red", ls=":", lw=0.8)
+        ax.set(yscale="log", ylim=(1e-10, None), xlabel="t = lr x steps",
+               title=f"{res['method']}: {res['surviving']}/{len(res['modes'])} survive")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("s (eigenvalues of W W^T)")
+    title = f"{cfg.level} level, wd = {cfg.wd:g}; dashed: stable fixed point, dotted: s_tol"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return fig
+
+
+# ---------------------------------------------------------------------------------- phase.png
 
 LABELS = {"wd": "weight decay eta", "sigma2": "augmentation variance sigma2", "alpha_p": "alpha_p",
           "alpha_g": "alpha_g", "lam": "lam (PhiNet clean-target weight)", "beta": "EMA rate beta",
