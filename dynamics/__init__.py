@@ -20,5 +20,5 @@ Modules (import what you need; nothing heavy runs at import time):
 - `dynamics.explore`     `explore(method)` in Jupyter: sliders over trajectories and a phase plane
                          (ipywidgets); `Explorer` is its headless core.
 - `dynamics.provenance`  versions, devices and git state written beside every run (both packages).
-- `python -m dynamics.analyze`, `python -m dynamics.simulate`, `python -m dynamics.phase`: the command lines.
+- `python -m dynamics.analysis`, `python -m dynamics.simulate`, `python -m dynamics.phase`: the command lines.
 """

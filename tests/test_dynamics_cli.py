@@ -13,7 +13,7 @@ def _run(module, *args, cwd=None):
 
 
 def test_analyze_json_contract_with_tian21_numbers():
-    proc = _run("dynamics.analyze", "--method", "simsiam", "--sigma2", "0.5", "--tau", "1", "--alpha-p", "1",
+    proc = _run("dynamics.analysis", "--method", "simsiam", "--sigma2", "0.5", "--tau", "1", "--alpha-p", "1",
                 "--wd", "0.05", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -63,7 +63,7 @@ def test_phinet_threshold_by_hand_matches_the_values_quoted_in_the_issue():
 
 
 def test_analyze_phinet_reports_g_and_a_higher_threshold():
-    out = json.loads(_run("dynamics.analyze", "--method", "phinet", "--sigma2", "0.5", "--wd", "0.05",
+    out = json.loads(_run("dynamics.analysis", "--method", "phinet", "--sigma2", "0.5", "--wd", "0.05",
                           "--lam", "1", "--alpha-g", "1", "--json").stdout)
     assert out["collapse_wd"] == pytest.approx(phinet_threshold_by_hand(1.0), rel=1e-8)
     assert 1 / 6 < out["collapse_wd"] < 1 / 3  # above SimSiam's tau^2/(4c), below (1 + lam) times it
@@ -106,11 +106,11 @@ def test_simulate_matrix_and_sgd_levels_report_modes_from_the_eigendecomposition
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["dynamics.analyze", "--method", "nope"], "'nope'"),
-    (["dynamics.analyze", "--method", "simsiam", "--wd", "-0.1"], "'-0.1'"),
-    (["dynamics.analyze", "--method", "simsiam", "--sigma2", "-1"], "'-1'"),
-    (["dynamics.analyze", "--method", "simsiam", "--sigma2", "abc"], "'abc' is not a number"),
-    (["dynamics.analyze", "--method", "simsiam", "--lam", "2"], "--lam"),
+    (["dynamics.analysis", "--method", "nope"], "'nope'"),
+    (["dynamics.analysis", "--method", "simsiam", "--wd", "-0.1"], "'-0.1'"),
+    (["dynamics.analysis", "--method", "simsiam", "--sigma2", "-1"], "'-1'"),
+    (["dynamics.analysis", "--method", "simsiam", "--sigma2", "abc"], "'abc' is not a number"),
+    (["dynamics.analysis", "--method", "simsiam", "--lam", "2"], "--lam"),
     (["dynamics.simulate", "--method", "nope"], "'nope'"),
     (["dynamics.simulate", "--wd", "-1"], "'-1'"),
     (["dynamics.simulate", "--sigma2", "-0.5"], "'-0.5'"),
@@ -127,7 +127,7 @@ def test_simulate_matrix_and_sgd_levels_report_modes_from_the_eigendecomposition
     (["dynamics.simulate", "--loss", "cosine", "--level", "sgd", "--batch", "0"], "--batch 0"),
     (["dynamics.simulate", "--level", "sgd", "--momentum", "1"], "--momentum 1"),
     (["dynamics.simulate", "--level", "matrix", "--momentum", "0.9"], "--momentum"),
-    (["dynamics.analyze", "--method", "simsiam-scaled", "--alpha-g", "2"], "--alpha-g"),
+    (["dynamics.analysis", "--method", "simsiam-scaled", "--alpha-g", "2"], "--alpha-g"),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_value(args, needle, tmp_path):
     proc = _run(*args, cwd=tmp_path)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from dynamics import analyze, phase, simulate
+from dynamics import analysis, phase, simulate
 from dynamics._cli import Parser, number
 from dynamics.methods import METHODS
 from dynamics.phase_grid import PHASE_METHODS, PhaseConfig
@@ -163,7 +163,7 @@ def test_flags_are_never_abbreviated():
     assert parser.allow_abbrev is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--wd", "1"])  # argparse's default reads this as --wds 1
-    for build in (simulate.build_parser, phase.build_parser, analyze.build_parser):
+    for build in (simulate.build_parser, phase.build_parser, analysis.build_parser):
         assert build().allow_abbrev is False
 
 
@@ -176,8 +176,8 @@ def test_flags_are_never_abbreviated():
     (phase.build_parser, ["--wd", "-1e-3"], "'-1e-3' is out of range"),
     (phase.build_parser, ["--s-tol", "-1e-6"], "'-1e-6' is out of range"),
     (phase.build_parser, ["--nx", "-1e3"], "'-1e3' is not an integer"),
-    (analyze.build_parser, ["--method", "simsiam", "--wd", "-1e-3"], "'-1e-3' is out of range"),
-    (analyze.build_parser, ["--method", "simsiam", "--sigma2", "-2.5e-1"], "'-2.5e-1' is out of range"),
+    (analysis.build_parser, ["--method", "simsiam", "--wd", "-1e-3"], "'-1e-3' is out of range"),
+    (analysis.build_parser, ["--method", "simsiam", "--sigma2", "-2.5e-1"], "'-2.5e-1' is out of range"),
 ])
 def test_negative_numbers_reach_the_validator_which_names_the_allowed_range(build, args, needle, capsys):
     # before: "expected one argument" (argparse read "-1e-3" as a flag)
@@ -192,7 +192,7 @@ def test_negative_values_are_accepted_where_allowed():
 
 @pytest.mark.parametrize("build, methods", [(simulate.build_parser, METHODS),
                                             (phase.build_parser, PHASE_METHODS),
-                                            (analyze.build_parser, ("simsiam", "phinet", "phinet-eyeg"))])
+                                            (analysis.build_parser, ("simsiam", "phinet", "phinet-eyeg"))])
 def test_help_lists_the_methods_and_never_shows_an_empty_or_copied_default(build, methods):
     text = " ".join(build().format_help().split())
     method_help = text[text.index("--method", text.index("options:")):]

@@ -127,7 +127,7 @@ def _run(module, *args):
 
 
 def test_cli_analyze_and_simulate_take_the_new_methods(tmp_path):
-    out = json.loads(_run("dynamics.analyze", "--method", "phinet-eyeg", "--lam", "1", "--json").stdout)
+    out = json.loads(_run("dynamics.analysis", "--method", "phinet-eyeg", "--lam", "1", "--json").stdout)
     assert out["collapse_wd"] == pytest.approx(1 / 3, rel=1e-12)
     proc = _run("dynamics.simulate", "--method", "phinet-eyeg,simsiam-scaled", "--level", "reduced",
                 "--sigma2", "0.5", "--wd", "0.2", "--t-max", "500", "--json", "--no-plot",

@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from dynamics import analysis, analyze, simulate
+from dynamics import analysis, simulate
 from dynamics import fixed_points as general
 from dynamics.methods import METHODS, Method, Term, get_method, register
 from dynamics.reduced import Params, derive, state_names
@@ -130,7 +130,7 @@ def test_the_clis_take_module_attribute_and_registered_names(registry, tmp_path,
         NOT_A_METHOD = 3
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    analyze.main(["--method", "my_methods:CLEAN", "--sigma2", "0.5", "--wd", "0.05", "--lam", "1", "--json"])
+    analysis.main(["--method", "my_methods:CLEAN", "--sigma2", "0.5", "--wd", "0.05", "--lam", "1", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "simsiam-clean" and out["collapse_wd"] == pytest.approx(0.4, rel=1e-8)
     assert [fp["stable"] for fp in out["fixed_points"]] == [True, False, True]
@@ -141,7 +141,7 @@ def test_the_clis_take_module_attribute_and_registered_names(registry, tmp_path,
     for spec, needle in (("my_methods:NOT_A_METHOD", "expected a dynamics.methods.Method"),
                          ("no_such_module:X", "cannot load method 'no_such_module:X'")):
         with pytest.raises(SystemExit):
-            analyze.main(["--method", spec])
+            analysis.main(["--method", spec])
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
 
@@ -199,7 +199,7 @@ def test_scipy_trajectory_of_the_sympy_field_keeps_tian21s_exact_integral():
 def test_analyze_says_when_it_cannot_certify(registry, capsys):
     register(CLEAN)
     with pytest.raises(SystemExit) as exc:
-        analyze.main(["--method", "simsiam-clean", "--wd", "0", "--json"])
+        analysis.main(["--method", "simsiam-clean", "--wd", "0", "--json"])
     err = capsys.readouterr().err
     assert exc.value.code == 1 and len(err.strip().splitlines()) == 1 and "cannot certify" in err
     assert "eta <= 0" in err
