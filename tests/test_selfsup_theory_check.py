@@ -123,15 +123,19 @@ def test_bad_flags_exit_with_status_2_naming_the_value(argv, words, capsys, tmp_
 
 
 def _fake_report(seed, rng, wds=(5e-4, 0.3)):
-    cfg = {**tcm.TheoryConfig.smoke(seed=seed, name=f"s{seed}", methods=("simsiam",), wds=wds).__dict__}
+    methods = ("simsiam", "phinet")
+    cfg = {**tcm.TheoryConfig.smoke(seed=seed, name=f"s{seed}", methods=methods, wds=wds).__dict__}
     cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-    erank = [float(rng.uniform(2, 6)), float(rng.uniform(1, 1.4))]
-    pts = {f"simsiam-wd{w:g}": {"align_weighted_final": float(rng.uniform()), "erank_F": e, "knn_acc": 0.9}
-           for w, e in zip(wds, erank)}
+    table, pts = {}, {}
+    for m in methods:
+        erank = [float(rng.uniform(2, 6)), float(rng.uniform(1, 1.4))]
+        table[m] = {"erank_F": erank, "knn_acc": rng.uniform(0.3, 0.9, 2).tolist(),
+                    "surviving_F": rng.integers(1, cfg["proj_dim"], 2).tolist()}
+        pts |= {f"{m}-wd{w:g}": {"align_weighted_final": float(rng.uniform()), "erank_F": e, "knn_acc": 0.9}
+                for w, e in zip(wds, erank)}
     return {"config": cfg, "sigma2_hat": 0.05, "points": pts,
-            "sweep": {"wds": list(wds), "table": {"simsiam": {"erank_F": erank}},
-                      "last_alive_wd": {"simsiam": wds[0]}},
-            "headline": {"predicted_threshold": {"simsiam": 0.24}}}
+            "sweep": {"wds": list(wds), "table": table, "last_alive_wd": {m: wds[0] for m in methods}},
+            "headline": {"predicted_threshold": {"simsiam": 0.24, "phinet": 0.41}}}
 
 
 def test_theory_seeds_tables_are_mean_and_std_over_seeds_and_refuse_mixed_configs(tmp_path):
@@ -150,6 +154,12 @@ def test_theory_seeds_tables_are_mean_and_std_over_seeds_and_refuse_mixed_config
     assert f"{np.mean(align):.2f} ± {np.std(align, ddof=1):.2f}" in line
     sweep = theory_seeds.sweep_rows(loaded)["simsiam"]
     assert sweep["collapsed"] == [0, 3]  # erank < collapse_erank = 1.5 at wd 0.3 for every seed
+    surviving = np.array([r["sweep"]["table"]["simsiam"]["surviving_F"] for r in reports])  # (seeds, wds)
+    np.testing.assert_allclose(sweep["collapsed_fraction"], (1 - surviving / 16).T)  # smoke: d = 16
+    knn = [r["sweep"]["table"]["phinet"]["knn_acc"][1] for r in reports]
+    knn_line = [ln for ln in text.splitlines() if ln.startswith("| phinet |")][-2]  # the kNN table's row
+    assert knn_line.endswith(f"| {100 * np.mean(knn):.1f} ± {100 * np.std(knn, ddof=1):.1f} |")
+    assert f"(x{0.41 / 0.24:.2f} SimSiam's)" in text  # the theory's threshold ratio beside the measurement
     bad = {**reports[2], "config": {**reports[2]["config"], "epochs": 7}}
     (tmp_path / "s2" / "report.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="epochs"):
@@ -179,3 +189,22 @@ def test_python_m_selfsup_theory_refuses_bad_flags_in_one_line():
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "comma-separated list of float" in r.stderr.strip().splitlines()[-1]
+
+
+def test_the_cifar10_preset_points_train_in_the_cifar10_cpu_regime_with_a_linear_predictor(tmp_path):
+    from selfsup.config import preset
+    tc = tcm.TheoryConfig(**tcm.THEORY_PRESETS["cifar10-cpu"], data_dir=str(tmp_path), out_dir=str(tmp_path))
+    cfg = tcm.train_config(tc, "phinet", 0.1)
+    recipe = preset("cifar10-cpu")
+    for k in ("arch", "crop_min", "flip_p", "jitter", "jitter_p", "gray_p", "knn_k", "eval_images",
+              "max_images", "width", "epochs", "warmup_epochs", "proj_hidden"):
+        assert getattr(cfg, k) == getattr(recipe, k), k
+    assert (cfg.predictor, cfg.proj_dim, cfg.wd, cfg.method) == ("linear", 64, 0.1, "phinet")
+    assert cfg.dataset == "cifar10"
+    assert tcm.train_config(tcm.TheoryConfig(), "simsiam", 0.1).knn_k == 20  # mnist5k without a preset
+
+
+def test_an_unknown_preset_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        tcm.main(["--smoke", "--preset", "cifar11"])
+    assert e.value.code == 2 and "preset='cifar11' is unknown" in capsys.readouterr().err

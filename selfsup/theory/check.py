@@ -18,8 +18,9 @@ Public API
 ``TheoryConfig``: the sizes (defaults: mnist5k, the trainer's ConvNet of width 16 and its augmentations,
 d = 64, batch 256, lr 1.0 with 2 warm-up epochs then cosine, 10 epochs = 150 steps per point, wds 5e-4 /
 0.15 / 0.3 / 0.45 around the predicted thresholds, 15 points, about 40 s each on 2 idle CPU cores);
-``TheoryConfig.smoke()``: tiny preset for tests. ``train_config(tc, method, wd)``: the trainer ``Config`` of
-one point.
+``TheoryConfig.smoke()``: tiny preset for tests. ``THEORY_PRESETS``: the defaults ``--preset NAME`` sets
+(``cifar10-cpu``: the CIFAR-10 regime of ``selfsup.train --preset cifar10-cpu`` with d = 64, 20 epochs = 780
+steps per point). ``train_config(tc, method, wd)``: the trainer ``Config`` of one point.
 ``predicted_thresholds(methods, *, sigma2, lam)``: the linear theory's collapse weight decays.
 ``run_theory_check(tc, *, dataset=None, overwrite=False) -> report``: runs (or loads finished) points and
 writes to ``<out_dir>/<name>/``: ``config.json`` (TheoryConfig + git SHA + provenance),
@@ -45,7 +46,7 @@ import numpy as np
 from dynamics import jit_cache
 from selfsup import data, rundir
 from selfsup import methods as registry
-from selfsup.config import Config, Parser, add_flags, from_args, run_cli, validated_once
+from selfsup.config import Config, Parser, add_flags, from_args, preset, run_cli, validated_once
 from selfsup.theory import measure as tm
 from selfsup.theory.run import run_point, save_npz
 
@@ -62,8 +63,11 @@ class TheoryConfig:
     name: str = _f("default", "run folder name under out_dir (--name: alias, kept for one release)",
                    flags=("--run-name", "--name"))
     out_dir: str = _f("runs/theory_check", "parent folder")
+    preset: str = _f("", "trainer preset every point starts from (its backbone, augmentations, kNN k and "
+                     "evaluation set); the fields below override its sizes. --preset cifar10-cpu also sets "
+                     "this command's CIFAR-10 defaults (THEORY_PRESETS)")
     dataset: str = _f("mnist5k", "dataset (selfsup.data)")
-    data_dir: str = _f("", "folder with the official CIFAR / STL-10 files")
+    data_dir: str = _f("", "folder with the official CIFAR / STL-10 files or an image folder")
     methods: tuple = _f(SWEEP_METHODS, "methods of the weight-decay sweep", elem=str)
     wds: tuple = _f((5e-4, 0.15, 0.3, 0.45), "weight decays of the sweep (around the predicted 0.24 / 0.42)",
                     elem=float)
@@ -108,6 +112,8 @@ class TheoryConfig:
         need(0 < self.rel_tol < 1, "rel_tol", "in (0, 1)")
         need(self.collapse_erank >= 1, "collapse_erank", ">= 1")
         data.check_source(self.dataset, self.data_dir)
+        if self.preset:
+            preset(self.preset, dataset=self.dataset)  # an unknown preset, or one for another dataset
         need(self.name and "/" not in self.name, "name", "a non-empty folder name without '/'")
         for m, wd in self.points():
             train_config(self, m, wd).validate()
@@ -123,15 +129,29 @@ class TheoryConfig:
         return Path(self.out_dir) / self.name
 
 
+# --preset NAME: the trainer preset the points start from, and this command's defaults for it. CIFAR-10:
+# the cifar10-cpu regime (strided net, width 32, 10,000 images, SimSiam's CIFAR augmentations, kNN k = 200
+# on the 10,000 training images) with d = 64 and 20 epochs (780 steps, five times mnist5k's 150: the weak
+# modes have time to leave their initial imbalance before the p-s fit); weight decays log-spaced from the
+# recipe's 5e-4 to 0.3.
+THEORY_PRESETS = {
+    "cifar10-cpu": dict(preset="cifar10-cpu", dataset="cifar10", width=32, max_images=10000, epochs=20,
+                        proj_hidden=512, proj_dim=64, wds=(5e-4, 0.03, 0.1, 0.3)),
+}
+
+
 def train_config(tc: TheoryConfig, method: str, wd: float) -> Config:
-    """The trainer config of one point: linear bias-free predictor, scored once at the end (kNN k = 20 and,
-    with ``tc.probe``, the linear probes), the trainer's default backbone and augmentations."""
-    return Config(method=method, predictor="linear", wd=wd, dataset=tc.dataset, data_dir=tc.data_dir,
-                  epochs=tc.epochs, max_images=tc.max_images, width=tc.width, proj_hidden=tc.proj_hidden,
-                  proj_dim=tc.proj_dim, batch_size=tc.batch_size, lr=tc.lr, lam=tc.lam, seed=tc.seed,
-                  eval_every=0, linear_probe=tc.probe, baselines=False, log_every=10, progress=tc.progress,
-                  knn_k=min(20, max(1, tc.max_images // 4) if tc.max_images else 20),
-                  out_dir=str(tc.root / "points"), run_name=f"{method}-wd{wd:g}")
+    """The trainer config of one point: linear bias-free predictor, scored once at the end (kNN and, with
+    ``tc.probe``, the linear probes). Without a preset: the trainer's default backbone and augmentations,
+    kNN k = 20; with ``tc.preset``: that preset's backbone, augmentations, kNN k and evaluation set."""
+    base = preset(tc.preset, dataset=tc.dataset) if tc.preset else Config()
+    knn_k = base.knn_k if tc.preset else min(20, max(1, tc.max_images // 4) if tc.max_images else 20)
+    return base.replace(method=method, predictor="linear", wd=wd, dataset=tc.dataset, data_dir=tc.data_dir,
+                        epochs=tc.epochs, max_images=tc.max_images, width=tc.width,
+                        proj_hidden=tc.proj_hidden, proj_dim=tc.proj_dim, batch_size=tc.batch_size, lr=tc.lr,
+                        lam=tc.lam, seed=tc.seed, eval_every=0, linear_probe=tc.probe, baselines=False,
+                        log_every=10, progress=tc.progress, knn_k=knn_k, out_dir=str(tc.root / "points"),
+                        run_name=f"{method}-wd{wd:g}")
 
 
 def predicted_thresholds(methods, *, sigma2: float, lam: float) -> dict:
@@ -176,6 +196,8 @@ def _headline(tc: TheoryConfig, results: dict, sweep: dict, predicted: dict) -> 
            if trained else None,
            "exponent_median_sweep": float(np.nanmedian([r["exponent_final"] for r in results.values()])),
            "predicted_threshold": predicted,
+           "predicted_ratio_to_simsiam": {m: v / predicted["simsiam"] for m, v in predicted.items()}
+           if predicted.get("simsiam") else {},
            "predicted_order": sorted(predicted, key=predicted.get),
            "measured_last_alive_wd": sweep["last_alive_wd"],
            "knn_at_base_wd": {t: results[t]["knn_acc"] for t in base}}
@@ -248,7 +270,11 @@ def main(argv=None) -> dict:
                         help="start from the tiny TheoryConfig.smoke() preset (its values: --smoke --help)")
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--smoke", action="store_true")
-    defaults = TheoryConfig.smoke() if pre.parse_known_args(argv)[0].smoke else TheoryConfig()
+    pre.add_argument("--preset", default="")
+    known = pre.parse_known_args(argv)[0]
+    defaults = TheoryConfig.smoke() if known.smoke else TheoryConfig()
+    if known.preset in THEORY_PRESETS:  # this command's defaults for the preset (flags still override them)
+        defaults = dataclasses.replace(defaults, **THEORY_PRESETS[known.preset])
     add_flags(parser, defaults)  # the package's one flag generator, tuple fields included
     parser.add_argument("--overwrite", action="store_true",
                         help="remove the run in the root folder (points included), then start afresh")

@@ -10,8 +10,9 @@ Public API
 ----------
 ``load(out_dir, names) -> list[dict]`` (refuses reports whose configs differ in anything but seed/name);
 ``point_rows(reports) -> dict`` (``{tag: {field: [value per seed]}}``); ``sweep_rows(reports) -> dict``
-(per method: ``erank_F`` and ``collapsed`` per wd over seeds, the last non-collapsed wd per seed, the
-predicted threshold per seed); ``markdown(reports) -> str``.
+(per method and wd over seeds: ``erank_F``, ``collapsed`` seeds, ``knn_acc``, ``collapsed_fraction`` of F's
+dimensions; the last non-collapsed wd and the predicted threshold per seed); ``markdown(reports) -> str``
+(the predicted thresholds also as ratios to SimSiam's).
 """
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def sweep_rows(reports) -> dict:
     out = {}
     for m in cfg["methods"]:
         erank = np.array([r["sweep"]["table"][m]["erank_F"] for r in reports])  # (seeds, wds)
-        out[m] = {"wds": wds, "erank_F": erank.T.tolist(),
+        table = lambda f, m=m: np.array([r["sweep"]["table"][m][f] for r in reports], np.float64).T.tolist()
+        out[m] = {"wds": wds, "erank_F": erank.T.tolist(), "knn_acc": table("knn_acc"),
+                  "collapsed_fraction": (1 - np.array(table("surviving_F")) / cfg["proj_dim"]).tolist(),
                   "collapsed": (erank < cfg["collapse_erank"]).sum(0).tolist(),
                   "last_alive_wd": [r["sweep"]["last_alive_wd"][m] for r in reports],
                   "predicted": [r["headline"]["predicted_threshold"].get(m) for r in reports]}
@@ -81,11 +84,23 @@ def markdown(reports) -> str:
                   "| method | " + " | ".join(f"wd {w:g}" for w in wds)
                   + " | last non-collapsed wd | predicted |",
                   "|" + "---|" * (3 + len(wds))]
+        ref = [p for p in sweep.get("simsiam", {}).get("predicted", []) if p is not None]
         for m, s in sweep.items():
             cells = [f"{mean_std(e, 1.0, 2)} ({c}/{n})" for e, c in zip(s["erank_F"], s["collapsed"])]
             alive = ", ".join("-" if a is None else f"{a:g}" for a in s["last_alive_wd"])
             pred = [p for p in s["predicted"] if p is not None]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {alive} | {mean_std(pred, 1.0, 3)} |")
+            ratio = (f" (x{np.mean(pred) / np.mean(ref):.2f} SimSiam's)" if ref and pred and m != "simsiam"
+                     else "")
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {alive} | {mean_std(pred, 1.0, 3)}{ratio} |")
+        for key, what, scale in (("knn_acc", "kNN accuracy (%)", 100.0),
+                                 ("collapsed_fraction", f"fraction of F's {reports[0]['config']['proj_dim']} "
+                                  "dimensions collapsed (below rel_tol of the largest)", 1.0)):
+            lines += ["", f"Weight-decay sweep: {what}.", "",
+                      "| method | " + " | ".join(f"wd {w:g}" for w in wds) + " |",
+                      "|" + "---|" * (1 + len(wds))]
+            for m, s in sweep.items():
+                lines.append(f"| {m} | " + " | ".join(mean_std(v, scale, 1 if scale == 100.0 else 2)
+                                                       for v in s[key]) + " |")
     return "\n".join(lines)
 
 
