@@ -12,7 +12,7 @@ def _run(module, *args, cwd=None):
                           timeout=300)
 
 
-def test_analyze_json_contract_with_tian21_numbers():
+def test_analysis_cli_json_contract_with_tian21_numbers():
     proc = _run("dynamics.analysis", "--method", "simsiam", "--sigma2", "0.5", "--tau", "1", "--alpha-p", "1",
                 "--wd", "0.05", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -62,7 +62,7 @@ def test_phinet_threshold_by_hand_matches_the_values_quoted_in_the_issue():
         assert phinet_threshold_by_hand(lam) == pytest.approx(quoted, abs=5e-6)
 
 
-def test_analyze_phinet_reports_g_and_a_higher_threshold():
+def test_analysis_cli_phinet_reports_g_and_a_higher_threshold():
     out = json.loads(_run("dynamics.analysis", "--method", "phinet", "--sigma2", "0.5", "--wd", "0.05",
                           "--lam", "1", "--alpha-g", "1", "--json").stdout)
     assert out["collapse_wd"] == pytest.approx(phinet_threshold_by_hand(1.0), rel=1e-8)

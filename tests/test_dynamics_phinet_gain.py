@@ -126,7 +126,7 @@ def _run(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300)
 
 
-def test_cli_analyze_and_simulate_take_the_new_methods(tmp_path):
+def test_cli_analysis_and_simulate_take_the_new_methods(tmp_path):
     out = json.loads(_run("dynamics.analysis", "--method", "phinet-eyeg", "--lam", "1", "--json").stdout)
     assert out["collapse_wd"] == pytest.approx(1 / 3, rel=1e-12)
     proc = _run("dynamics.simulate", "--method", "phinet-eyeg,simsiam-scaled", "--level", "reduced",

@@ -196,7 +196,7 @@ def test_scipy_trajectory_of_the_sympy_field_keeps_tian21s_exact_integral():
     assert np.abs(y[:, 1] - exact).max() < 1e-9 and y[-1, 0] == pytest.approx(0.612220, abs=1e-5)
 
 
-def test_analyze_says_when_it_cannot_certify(registry, capsys):
+def test_analysis_cli_says_when_it_cannot_certify(registry, capsys):
     register(CLEAN)
     with pytest.raises(SystemExit) as exc:
         analysis.main(["--method", "simsiam-clean", "--wd", "0", "--json"])
