@@ -296,3 +296,23 @@ def test_evaluate_tasks_few_label_probe_uses_ten_labels_per_class(small):
         mask = np.isin(small.y_test, classes)
         assert out["linear_10pc"][j] == pytest.approx(float((pred[mask] == small.y_test[mask]).mean()))
     assert out["linear_10pc_all"] == pytest.approx(float((pred == small.y_test).mean()))
+
+
+def test_a_preset_sets_the_trainer_recipe_and_keeps_the_experiments_own_settings():
+    from selfsup.config import Parser, preset
+    from selfsup.continual.config import ContinualConfig, parse
+    from selfsup.continual.online import OnlineConfig
+    recipe = preset("cifar10-cpu")
+    _, cc = parse(Parser(prog="c"), ["--preset", "cifar10-cpu", "--data-dir", "D"], ContinualConfig)
+    for k in ("arch", "width", "crop_min", "jitter", "gray_p", "max_images", "eval_images", "knn_k",
+              "epochs"):
+        assert getattr(cc.train, k) == getattr(recipe, k), k
+    assert (cc.train.eval_every, cc.train.baselines, cc.train.out_dir) == (0, False, "runs/continual")
+    _, oc = parse(Parser(prog="o"), ["--preset", "cifar10-cpu", "--data-dir", "D"], OnlineConfig)
+    assert (oc.train.arch, oc.train.crop_min) == ("strided", recipe.crop_min)
+    own = OnlineConfig().train  # the stream's batch, single pass and lr, which the recipe would change
+    assert (own.batch_size, own.epochs) != (recipe.batch_size, recipe.epochs)
+    assert (oc.train.batch_size, oc.train.epochs, oc.train.lr) == (own.batch_size, own.epochs, own.lr)
+    _, cc = parse(Parser(prog="c"), ["--preset", "cifar10-cpu", "--width", "8", "--tasks", "2"],
+                  ContinualConfig)
+    assert (cc.train.width, cc.tasks, cc.train.arch) == (8, 2, "strided")  # flags override the preset

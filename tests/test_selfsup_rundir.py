@@ -206,11 +206,11 @@ def test_continual_online_bio_and_theory_check_refuse_another_config(tmp_path):
 # ----------------------------------------------------------------------------- flag spellings
 
 def test_output_flag_aliases_parse_to_the_same_values_in_dynamics_and_selfsup(tmp_path, monkeypatch, capsys):
-    from dynamics import phase_cli
+    from dynamics import phase
     from dynamics import simulate as sim
     from dynamics._cli import run_folder
     from selfsup.theory import check as tcm
-    for build, default in ((sim.build_parser, "runs/simulate"), (phase_cli.build_parser, "runs/phase")):
+    for build, default in ((sim.build_parser, "runs/simulate"), (phase.build_parser, "runs/phase")):
         ap = build()
         new, old = ap.parse_args(["--run-name", "x"]), ap.parse_args(["--name", "x"])
         assert vars(new) == vars(old) and new.name == "x" and new.out_dir == default

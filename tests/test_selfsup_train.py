@@ -320,6 +320,8 @@ _BAD_DATASET = ["--dataset", "nope"]
     ("selfsup.continual.online", _BAD_DATASET),
     ("selfsup.continual.__main__", _BAD_DATASET),
     ("selfsup.continual.compare", _BAD_DATASET),
+    ("selfsup.continual.compare", ["--preset", "nope"]),
+    ("selfsup.continual.online_compare", ["--preset", "nope"]),
     ("selfsup.continual.online_compare", _BAD_DATASET),
     ("selfsup.bio.__main__", _BAD_DATASET),
     ("selfsup.theory.check", _BAD_DATASET),

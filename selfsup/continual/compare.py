@@ -2,10 +2,11 @@
 learning, over several seeds, as a mean +- std table.
 
 ``python -m selfsup.continual.compare [--methods simsiam,byol,phinet,xphinet] [--residual byol,xphinet]
-[--lam-r 1] [--seeds 0,1,2] [--dataset mnist5k] [--tasks 5] [--epochs 20] [--out-dir runs/continual-compare]
-[--smoke]`` runs ``run_continual`` for every seed and method without and with CaSSLe, and for every
-``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe); other options are the defaults of
-``python -m selfsup.continual``. Finished runs with the same config are reused and interrupted ones resumed,
+[--lam-r 1] [--seeds 0,1,2] [--preset cifar10-cpu --data-dir DIR] [--tasks 5] [--epochs 20]
+[--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every seed and method without
+and with CaSSLe, and for every ``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe). Every
+other flag of ``python -m selfsup.continual`` (trainer and continual options, ``--preset``) applies to
+every run. Finished runs with the same config are reused and interrupted ones resumed,
 so the runs of ``python -m selfsup.continual`` with the same flags count. Writes ``compare.json`` (every
 run's summary), ``table.md`` (average accuracy and forgetting of the kNN, linear and 10-labels-per-class
 probes, mean +- std over seeds, time) and ``R.png`` (every configuration's 10-labels-per-class probe R,
@@ -26,8 +27,8 @@ import numpy as np
 
 from dynamics import jit_cache
 from selfsup.compare import mean_std
-from selfsup.config import Parser
-from selfsup.continual.config import ContinualConfig
+from selfsup.config import Parser, presets_help, run_cli
+from selfsup.continual.config import ContinualConfig, parse
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
 RESIDUAL = ("byol", "xphinet")
@@ -150,37 +151,29 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def main(argv=None) -> list[dict]:
-    parser = Parser(prog="python -m selfsup.continual.compare",
-                    description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m selfsup.continual.compare", description=__doc__.split("\n")[0],
+                    epilog=presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--residual", default=",".join(RESIDUAL),
                         help="methods also run with residual momentum (comma-separated; '' for none)")
     parser.add_argument("--lam-r", type=float, default=1.0, help="residual-momentum weight of those runs")
-    parser.add_argument("--dataset", default="mnist5k")
-    parser.add_argument("--tasks", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=ContinualConfig().train.epochs, help="epochs per task")
     parser.add_argument("--seeds", "--seed", type=int_list, default=(0, 1, 2),
                         help="comma-separated training seeds (--seed N: one seed)")
-    parser.add_argument("--out-dir", default="runs/continual-compare")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (ContinualConfig.smoke())")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    ns = parser.parse_args(argv)
+    ns, base = parse(parser, argv, ContinualConfig, exclude=("method", "seed", "run_name", "lam_r", "cassle"),
+                     train_defaults={"out_dir": "runs/continual-compare"})
     jit_cache.enable()
-    base = ContinualConfig.smoke() if ns.smoke else ContinualConfig()
-    try:
+    base = base.replace(train=base.train.replace(lam_r=0.0))
+
+    def run():
         if not ns.seeds:
             raise ValueError(f"seeds={ns.seeds!r} is invalid: give at least one seed")
-        base = base.replace(tasks=ns.tasks, train=base.train.replace(
-            dataset=ns.dataset, epochs=ns.epochs, out_dir=ns.out_dir, progress=ns.progress))
         methods = tuple(m for m in ns.methods.split(",") if m)
         residual = tuple(m for m in ns.residual.split(",") if m)
-        todo = configurations(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
-        for cc in todo:
+        for cc in configurations(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r):
             cc.validate()
-        summaries = compare(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
-    except ValueError as e:
-        parser.error(str(e))
-    out = Path(ns.out_dir)
+        return compare(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
+    summaries = run_cli(parser, run)
+    out = Path(base.train.out_dir)
     (out / "compare.json").write_text(json.dumps(summaries, indent=1))
     (out / "table.md").write_text(table(summaries) + "\n")
     _figure(summaries, out / "R.png")

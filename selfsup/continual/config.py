@@ -9,7 +9,9 @@ the trainer's ``train.lam_r``, flag ``--lam-r``), frozen;
 ``DEFAULT_TRAIN``: the trainer config the CLIs start from (CPU-sized: 20 epochs per task of 800 mnist5k
 images at batch 128 = 120 steps per task, the trainer's default ConvNet, augmentations, lr 1.0 x B/256 with
 2 warm-up epochs then cosine, restarted every task; kNN k = 20; no baselines).
-``parse(parser, argv, cls)``: the CLIs' parsing with the preset chosen by ``--smoke``;
+``parse(parser, argv, cls, *, exclude=())``: the CLIs' parsing with the defaults chosen by ``--smoke`` and
+``--preset NAME`` (``with_preset(defaults, name)``: the trainer config from a ``selfsup.config`` preset, the
+experiment's own trainer settings ``cls.PRESET_KEEP`` kept);
 ``add_flags(parser, defaults)`` / ``from_args(ns, defaults)``: one ``--flag`` per field of ``Config`` and of
 ``ContinualConfig`` (bools as ``--x/--no-x``), defaults (and help) from ``defaults``.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from selfsup import config, data
 from selfsup.config import Config, validated_once
@@ -38,6 +41,9 @@ class ContinualConfig:
     lam_d: float = _f(1.0, "CaSSLe weight lam_d")
     distill_hidden: int = _f(2048, "hidden width of the distillation predictor g_d (the cassle repo's 2048)")
     eval_init: bool = _f(True, "also evaluate the untrained encoder (row R_init)")
+
+    # --preset keeps these trainer settings of the continual runs (with_preset)
+    PRESET_KEEP: ClassVar[tuple] = ("eval_every", "baselines", "out_dir")
 
     @classmethod
     def smoke(cls, **kw) -> ContinualConfig:
@@ -77,12 +83,13 @@ class ContinualConfig:
         return dataclasses.asdict(self)
 
 
-def add_flags(parser: argparse.ArgumentParser, defaults) -> None:
+def add_flags(parser: argparse.ArgumentParser, defaults, *, exclude=()) -> None:
     """Flags for ``defaults`` (a ``ContinualConfig`` or any frozen dataclass with a ``train: Config``):
-    the trainer's fields, then the experiment's own (``selfsup.config.add_field_flag`` for each)."""
-    config.add_flags(parser, defaults.train)
+    the trainer's fields, then the experiment's own (``selfsup.config.add_field_flag`` for each), except
+    the fields named in ``exclude`` (a command that sets them per run)."""
+    config.add_flags(parser, defaults.train, exclude=exclude)
     for f in dataclasses.fields(defaults):
-        if f.name != "train":
+        if f.name != "train" and f.name not in exclude:
             config.add_field_flag(parser, f, getattr(defaults, f.name))
 
 
@@ -91,14 +98,34 @@ def from_args(ns: argparse.Namespace, defaults):
     return dataclasses.replace(config.from_args(ns, defaults), train=config.from_args(ns, defaults.train))
 
 
-def parse(parser: argparse.ArgumentParser, argv, cls):
-    """Add ``--smoke`` and every flag of ``cls`` (``ContinualConfig`` or ``OnlineConfig``) to ``parser`` and
-    parse ``argv``; the preset (``cls.smoke()`` with ``--smoke``, else ``cls()``) gives the defaults, also
-    those ``--help`` shows. Returns ``(namespace, config with the given flags)``, not yet validated."""
+def with_preset(defaults, name: str):
+    """``defaults`` (a ``ContinualConfig`` or ``OnlineConfig``) whose trainer config starts from the trainer
+    preset ``name`` (``selfsup.config.PRESETS``: backbone, augmentations, sizes, evaluation), keeping the
+    trainer settings the experiment owns (``cls.PRESET_KEEP``: the online stream's batch of 16 and single
+    pass, the run folder, ...). An unknown preset raises ``ValueError``."""
+    keep = {k: getattr(defaults.train, k) for k in type(defaults).PRESET_KEEP}
+    return dataclasses.replace(defaults, train=config.preset(name, **keep))
+
+
+def parse(parser: argparse.ArgumentParser, argv, cls, *, exclude=(), train_defaults=None):
+    """Add ``--smoke``, ``--preset`` and every flag of ``cls`` (``ContinualConfig`` or ``OnlineConfig``; not
+    those in ``exclude``) to ``parser`` and parse ``argv``; ``cls.smoke()`` with ``--smoke``, else ``cls()``,
+    then ``with_preset`` for ``--preset NAME`` gives the defaults, also those ``--help`` shows. Returns
+    ``(namespace, config with the given flags)``, not yet validated. An unknown preset exits 2, one line.
+    ``train_defaults``: trainer fields a command defaults otherwise (a comparison's own ``out_dir``)."""
     parser.add_argument("--smoke", action="store_true", help=f"start from the tiny {cls.__name__}.smoke()")
+    parser.add_argument("--preset", default="", help=f"start the trainer settings from a named recipe, one "
+                        f"of {sorted(config.PRESETS)}, keeping this command's own "
+                        f"{', '.join(cls.PRESET_KEEP)}")
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--smoke", action="store_true")
-    defaults = cls.smoke() if pre.parse_known_args(argv)[0].smoke else cls()
-    add_flags(parser, defaults)
+    pre.add_argument("--preset", default="")
+    known = pre.parse_known_args(argv)[0]
+    defaults = cls.smoke() if known.smoke else cls()
+    if known.preset:
+        defaults = config.run_cli(parser, lambda: with_preset(defaults, known.preset))
+    if train_defaults:
+        defaults = dataclasses.replace(defaults, train=defaults.train.replace(**train_defaults))
+    add_flags(parser, defaults, exclude=exclude)
     ns = parser.parse_args(argv)
     return ns, from_args(ns, defaults)

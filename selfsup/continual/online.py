@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import numpy as np
@@ -60,6 +61,10 @@ class OnlineConfig:
     tasks: int = _f(5, "tasks of the class-incremental stream (stream=tasks)")
     split_seed: int = _f(0, "seed of the class split")
     evals: int = _f(10, "evaluation points along the stream (plus one before training)")
+
+    # --preset keeps the stream's own trainer settings (with_preset): batch 16, one pass, its lr and folder
+    PRESET_KEEP: ClassVar[tuple] = ("batch_size", "epochs", "warmup_epochs", "lr", "baselines", "out_dir",
+                                    "log_every")
 
     @classmethod
     def smoke(cls, **kw) -> OnlineConfig:

@@ -1,12 +1,12 @@
 """Online comparison: which method adapts fastest on a one-pass stream, over several seeds.
 
 ``python -m selfsup.continual.online_compare [--methods simsiam,byol,phinet,xphinet] [--seeds 0,1,2]
-[--stream iid|tasks] [--out-dir runs/online]`` runs ``run_online`` (the defaults of ``python -m
-selfsup.continual.online``: batch 16, one pass over the 4000 mnist5k training images) for every method and
-seed, reusing finished runs with the same config (the runs of ``python -m selfsup.continual.online`` count),
-and writes
-``online-<stream>.md`` (the table), ``online-<stream>.json`` and ``online-<stream>.png`` (mean +- std curves)
-to ``--out-dir``.
+[--stream iid|tasks] [--preset cifar10-cpu --data-dir DIR] [--out-dir runs/online]`` runs ``run_online``
+(the defaults of ``python -m selfsup.continual.online``: batch 16, one pass over the 4000 mnist5k training
+images; every flag of that command applies to every run) for every method and seed, reusing finished runs
+with the same config (the runs of ``python -m selfsup.continual.online`` count), and writes
+``online-<stream>.md`` (the table), ``online-<stream>.json`` and ``online-<stream>.png`` (mean +- std
+curves) to ``--out-dir``.
 
 "Adapts faster" is measured three ways on the whole test set, each mean +- std over seeds: the accuracy
 after the first tenth of the stream (``early``), the mean over the evaluation points after the start
@@ -18,6 +18,7 @@ and ``table(results) -> str``.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -26,9 +27,10 @@ import numpy as np
 
 from dynamics import jit_cache
 from selfsup.compare import mean_std
-from selfsup.config import Parser
+from selfsup.config import Parser, presets_help, run_cli
 from selfsup.continual.compare import int_list
-from selfsup.continual.online import STREAMS, OnlineConfig
+from selfsup.continual.config import parse
+from selfsup.continual.online import OnlineConfig
 
 METHODS = ("simsiam", "byol", "phinet", "xphinet")
 _CURVES = (("knn_all", "kNN"), ("linear_10pc_all", "linear 10/class"))
@@ -106,34 +108,28 @@ def figure(results: dict, path, title: str = "") -> Path:
 
 
 def main(argv=None) -> dict:
-    p = Parser(prog="python -m selfsup.continual.online_compare",
-               description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m selfsup.continual.online_compare", description=__doc__.split("\n")[0],
+               epilog=presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     p.add_argument("--seeds", type=int_list, default=(0, 1, 2), help="comma-separated training seeds")
-    p.add_argument("--stream", default="iid", choices=STREAMS)
-    p.add_argument("--out-dir", default="runs/online", help="folder of the runs and of the table")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes (OnlineConfig.smoke())")
-    ns = p.parse_args(argv)
+    ns, base = parse(p, argv, OnlineConfig, exclude=("method", "seed", "run_name"))
     jit_cache.enable()
-    base = OnlineConfig.smoke() if ns.smoke else OnlineConfig()
-    base = dataclasses.replace(base, stream=ns.stream, train=base.train.replace(out_dir=ns.out_dir,
-                                                                                  progress=False))
     methods = tuple(m for m in ns.methods.split(",") if m)
-    try:
+
+    def check():
         if not ns.seeds or not methods:
             raise ValueError(f"seeds={ns.seeds!r}, methods={methods!r}: give at least one of each")
         for m in methods:
             dataclasses.replace(base, train=base.train.replace(method=m)).validate()
-    except ValueError as e:
-        p.error(str(e))
-    results = runs(base, methods, ns.seeds)
-    out = Path(ns.out_dir)
+    run_cli(p, check)
+    results = run_cli(p, lambda: runs(base, methods, ns.seeds))
+    out = Path(base.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"online-{ns.stream}.json").write_text(json.dumps(results, indent=1))
-    (out / f"online-{ns.stream}.md").write_text(table(results) + "\n")
-    figure(results, out / f"online-{ns.stream}.png",
-           title=f"online, {ns.stream} stream, batch {base.train.batch_size}, one pass "
-                 f"({base.train.dataset})")
+    stream = base.stream
+    (out / f"online-{stream}.json").write_text(json.dumps(results, indent=1))
+    (out / f"online-{stream}.md").write_text(table(results) + "\n")
+    figure(results, out / f"online-{stream}.png",
+           title=f"online, {stream} stream, batch {base.train.batch_size}, one pass ({base.train.dataset})")
     print(table(results))
     return results
 
