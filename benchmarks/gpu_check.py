@@ -15,9 +15,10 @@ Prints one table and writes JSON (device, versions, every number) to `--json` (d
 ConvNet run of 1 epoch on 512 images, too short to beat the untrained encoder: its test checks that the loss
 falls instead) so the suite can run it on a CPU. The run's first and last logged losses are in the JSON.
 
-Throughput needed for the real recipe (README, "GPU"): 800 epochs of CIFAR-10 are 40M images; in 15 min
-that is 44,400 images/s, at the measured 5.93 GFLOP per image per step (two views, forward and backward,
-SimSiam's CIFAR heads) 264 TFLOP/s: 27% MFU on an H100 / H200 in bf16 (989 TFLOP/s dense).
+Throughput needed for the real recipe (docs/selfsup.md, "Accelerators"): 800 epochs of CIFAR-10 are 40M
+images; in 15 min that is 44,400 images/s, at the measured 5.93 GFLOP per image per step (two views,
+forward and backward, SimSiam's CIFAR heads) 264 TFLOP/s: 27% MFU on an H100 / H200 in bf16 (989 TFLOP/s
+dense).
 """
 import argparse
 import json

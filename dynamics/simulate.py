@@ -213,9 +213,10 @@ def _simulate_x64(cfg: SimConfig, name: str):
 def _run_all(names, cfg: SimConfig, out: Path, quiet: bool, plot: bool = False) -> tuple:
     """Every method not finished in an earlier, interrupted run with this config, in a pool of threads:
     tracing is Python, but XLA's compilation and each method's integration (a single-threaded while loop
-    on small matrices) run outside the GIL, so one thread per core overlaps them (README: simulate speed).
-    Each method's results are written as soon as it finishes. Slow methods go first, so the two workers
-    finish together (longest-processing-time order; `_SLOWEST_FIRST`); `plot` prefetches matplotlib."""
+    on small matrices) run outside the GIL, so one thread per core overlaps them (benchmarks/simulate_speed.py
+    measures it). Each method's results are written as soon as it finishes. Slow methods go first, so the
+    two workers finish together (longest-processing-time order; `_SLOWEST_FIRST`); `plot` prefetches
+    matplotlib."""
     arrays, results = {}, {}
     todo = []
     for name in names:

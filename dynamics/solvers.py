@@ -15,7 +15,8 @@ call inside, so the field is compiled twice (initial slope, stage) rather than s
 
 Why not diffrax: for the default `python -m dynamics.simulate` its Tsit5 + PIDController + SaveAt(ts)
 spends ~0.4 s tracing and ~1.1 s compiling per method, and its per-step overhead doubles the run time of the
-stiffest methods (measured in README: simulate speed); this loop traces in ~0.05 s and compiles in ~0.6 s.
+stiffest methods (measured by benchmarks/simulate_speed.py); this loop traces in ~0.05 s and compiles in
+~0.6 s.
 
 ## `solve_final`: batched Bogacki-Shampine 3(2), final states only
 

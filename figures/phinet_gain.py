@@ -10,7 +10,8 @@ small-eta value eta / l:
 trained-g PhiNet's is SimSiam's (relative difference lam^2 eta^2 / l^2), the loss x (1 + lam) halves it at
 lam = 1 (p_- = eta / ((1 + lam) l)).
 
-Rebuild: `python -m figures.phinet_gain` (about 10 s on 2 CPU cores; prints the README's table);
+Rebuild: `python -m figures.phinet_gain` (about 10 s on 2 CPU cores; prints the table of docs/results.md,
+"PhiNet's collapse threshold, taken apart");
 `--small` is coarse and fast.
 """
 import argparse
@@ -92,7 +93,7 @@ def make(small: bool):
 
 
 def table() -> str:
-    """The README's table (markdown), computed here."""
+    """The docs/results.md table (markdown), computed here."""
     thr = thresholds(TABLE_LAMS)
     lines = ["| lam | " + " | ".join(label for label, _, _ in METHODS.values()) + " |",
              "|---|" + "---|" * len(METHODS)]

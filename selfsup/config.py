@@ -18,9 +18,9 @@ done by the first), a replaced config is checked afresh.
 the SimSiam paper's CIFAR recipe; ``byol-cifar10``, BYOL with LARS; ``mnist5k``, the default), each meant for
 the datasets it names (another dataset is refused).
 
-Defaults are the mnist5k CPU regime (README: "A default that learns"): the 4-conv net keeping a 4 x 4 map,
-no flip, crop scale (0.5, 1), batch 256, lr 1.0, 80 epochs, BYOL-family EMA from 0.9, kNN k = 20; the CIFAR
-recipes are presets.
+Defaults are the mnist5k CPU regime (docs/results.md, "How the mnist5k defaults were chosen"): the 4-conv
+net keeping a 4 x 4 map, no flip, crop scale (0.5, 1), batch 256, lr 1.0, 80 epochs, BYOL-family EMA from
+0.9, kNN k = 20; the CIFAR recipes are presets.
 """
 from __future__ import annotations
 

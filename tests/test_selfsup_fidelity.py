@@ -4,7 +4,8 @@ a. the trainer's hinge loss has active negatives at init; b. DirectPred's F gets
 from both views; c. X-PhiNet's momentum encoder has a constant beta, BYOL's is cosine-scheduled; d. only the
 predictor h keeps a constant learning rate; e. BYOL-family projector (biases, no final BN); f. PhiNet's x0 is
 an 8/7 centre zoom; g. CaSSLe's g_d is 2048 wide and on the schedule; h. residual momentum in the trainer;
-i. PhiNet's clean view also updates the online encoder's BN running statistics (after the two views').
+i. PhiNet's clean view also updates the online encoder's BN running statistics (after the two views');
+j. X-PhiNet's clean-view target z0 comes from the momentum encoder.
 """
 import jax
 import jax.numpy as jnp
@@ -285,3 +286,24 @@ def test_i_phinet_clean_view_updates_the_running_statistics_after_both_views(met
     if method == "phinet":  # z0 uses the batch's statistics: the same whatever the running ones
         z0 = lambda s: np.asarray(nets.apply(net.encoder, st.params["encoder"], s, x0, True)[0][1])
         np.testing.assert_array_equal(z0(st.batch_stats["encoder"]), z0(stats))
+
+
+def test_j_xphinet_clean_view_target_comes_from_the_momentum_encoder():
+    # X-PhiNet's z0 = f_m(x0): the momentum (EMA) encoder's projection of the clean view, not the online
+    # encoder's (that is PhiNet). With the momentum encoder's weights set apart from the online ones, the
+    # step's z0 equals the momentum encoder's forward, differs from the online encoder's, and the loss moves
+    # when only the momentum encoder's weights move.
+    info, cfg, st, images, key, (x1, x2, x0) = _one_step_inputs("xphinet")
+    net = _nets(cfg)
+    other = init_state(cfg, jax.random.key(1), info)
+    st = st._replace(target_params=other.params["encoder"])
+    fixed, _ = _forward_targets(net, st, methods.METHODS["xphinet"], x1, x2, x0)
+    momentum = nets.apply(net.encoder, other.params["encoder"], st.target_stats, x0, True)[0][1]
+    online = nets.apply(net.encoder, st.params["encoder"], st.batch_stats["encoder"], x0, True)[0][1]
+    np.testing.assert_allclose(np.asarray(fixed["z0"]), np.asarray(momentum), rtol=1e-6, atol=1e-6)
+    assert np.abs(np.asarray(fixed["z0"]) - np.asarray(online)).max() > 1e-2
+    method = methods.METHODS["xphinet"]
+    loss = lambda s: float(_loss(s.params, s.batch_stats, net, method, cfg, x1, x2,
+                                 _forward_targets(net, s, method, x1, x2, x0)[0], None, x0)[0])
+    assert abs(loss(st) - loss(st._replace(target_params=init_state(cfg, jax.random.key(2), info).params[
+        "encoder"]))) > 1e-4
