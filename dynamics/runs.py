@@ -19,6 +19,7 @@ Public API
   -> `(arrays: dict of np.ndarray, result: dict)`, `predicted_modes(cfg, name)`.
 """
 from dataclasses import asdict, dataclass
+from dataclasses import field as dc_field
 from functools import partial
 
 import jax
@@ -41,31 +42,43 @@ from dynamics.setters import (
 from dynamics.sgd import run_sgd
 
 
+def _f(default, help: str, low: float | None = None, strict: bool = False):
+    """A field that is also a flag of `python -m dynamics.simulate`: its help and lower bound (`> low` when
+    strict) in the metadata, from which the command builds the flag."""
+    return dc_field(default=default, metadata={"help": help, "low": low, "strict": strict})
+
+
+# Reduced level: the initial p, s, g of every mode when --p0 / --s0 / --g0 are not given.
+REDUCED_START = {"p0": 0.5, "s0": 0.25, "g0": 0.5}
+
+
 @dataclass(frozen=True)
 class SimConfig:
-    """Resolved settings of a simulate run (saved beside its results)."""
+    """Resolved settings of a simulate run (saved beside its results). The fields made with `_f` are the
+    command's flags of the same name (help, default and bound from here)."""
 
     level: str
     lambdas: tuple
     sigma2s: tuple
     wd: float
     t_max: float
-    n_save: int = 201
-    alpha_p: float = 1.0
-    alpha_g: float = 1.0
-    lam: float = 1.0
-    beta: float = 0.4
-    tau: float = 1.0
-    eps: float = 0.01
-    rho: float = 0.3
-    s_tol: float = 1e-6
+    n_save: int = _f(201, "saved time points", 2)
+    alpha_p: float = _f(1.0, "predictor learning-rate ratio alpha_p", 0.0, True)
+    alpha_g: float = _f(1.0, "PhiNet / X-PhiNet: learning-rate ratio alpha_g of Wg", 0.0, True)
+    lam: float = _f(1.0, "PhiNet / X-PhiNet: weight lambda of the clean-view target", 0.0)
+    beta: float = _f(0.4, "EMA rate of the momentum encoder per unit time (byol, xphinet)", 0.0)
+    tau: float = _f(1.0, "fixed target scale (reduced level); for byol, xphinet the initial EMA ratio", 0.0,
+                    True)
+    eps: float = _f(0.01, "directpred / directcopy: setter eps", 0.0)
+    rho: float = _f(0.3, "directpred / directcopy: EMA rate of F per SGD step, at most 1", 0.0)
+    s_tol: float = _f(1e-6, "a mode is collapsed when s < s_tol", 0.0, True)
     p0: tuple = ()
     s0: tuple = ()
     g0: tuple = ()
-    seed: int = 0
+    seed: int = _f(0, "matrix / sgd level: seed of the random start", 0)
     w_scale: float = 1.0
-    lr: float = 0.01
-    batch: int = 256
+    lr: float = _f(0.01, "sgd level: learning rate", 0.0, True)
+    batch: int = _f(256, "sgd level: batch, 0 = exact moments", 0)
     loss: str = "euclidean"
     momentum: float = 0.0
     setter_form: str = "equivariant"

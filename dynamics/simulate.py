@@ -17,12 +17,12 @@ one per mode); `--sigma2` alone means X = I; neither means the default anisotrop
 `--setter equivariant|normalised` picks DirectPred / DirectCopy's predictor setter (`dynamics.methods`);
 at `--level reduced` they run their coupled per-mode system in log s (`dynamics.setters`).
 """
+import dataclasses
 import json
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -46,7 +46,7 @@ from dynamics.methods import DEFAULT_METHODS, METHODS, SETTER_FORMS, load_method
 from dynamics.moments import DEFAULT_LAMBDAS, DEFAULT_SIGMA2
 from dynamics.provenance import provenance
 from dynamics.reduced import REDUCED_METHODS, has_reduced
-from dynamics.runs import SimConfig, simulate_method
+from dynamics.runs import REDUCED_START, SimConfig, simulate_method
 from dynamics.setters import SETTER_METHODS
 from dynamics.sgd import LOSSES
 
@@ -55,6 +55,9 @@ LEVELS = ("reduced", "matrix", "sgd")
 # down to 0.6 s for simsiam on this CPU); only the order is used, to balance the thread pool.
 _SLOWEST_FIRST = ("xphinet", "phinet", "directcopy", "directpred", "byol", "simsiam")
 _PER_MODE = REDUCED_METHODS + SETTER_METHODS  # methods with a reduced level
+_FLAGGED = tuple(f for f in dataclasses.fields(SimConfig) if "help" in f.metadata)
+# flags that apply to some levels only: None (unset) on the command line, SimConfig's default when resolved
+_PER_LEVEL = ("seed", "lr", "batch")
 
 
 def build_parser() -> Parser:
@@ -67,23 +70,18 @@ def build_parser() -> Parser:
     add("--lambdas", type=number_list(0.0, strict=True), default=None, help="data eigenvalues, comma list")
     add("--sigma2", type=number_list(0.0), default=None, help="augmentation variance(s)")
     add("--t-max", type=number(0.0, strict=True), default=None, help="horizon (default 20 / wd, or 1000)")
-    add("--n-save", type=number(2, integer=True), default=201, help="saved time points (201)")
-    for flag, default, low, strict in (("--alpha-p", 1.0, 0.0, True), ("--alpha-g", 1.0, 0.0, True),
-                                       ("--lam", 1.0, 0.0, False), ("--beta", 0.4, 0.0, False),
-                                       ("--eps", 0.01, 0.0, False), ("--s-tol", 1e-6, 0.0, True),
-                                       ("--tau", 1.0, 0.0, True)):
-        add(flag, type=number(low, strict=strict), default=default, help=f"({default:g})")
-    add("--rho", type=number(0.0), default=0.3, help="DirectPred EMA of F, per SGD step (0.3)")
+    for f in _FLAGGED:  # SimConfig's fields: help, default and bound from the dataclass
+        m, per_level = f.metadata, f.name in _PER_LEVEL
+        kind = number(m["low"], strict=m["strict"], integer=f.type in (int, "int"))
+        add("--" + f.name.replace("_", "-"), type=kind, default=None if per_level else f.default,
+            help=f"{m['help']} ({f.default:g})")
     add("--setter", choices=SETTER_FORMS, default=None,
         help="directpred / directcopy setter: equivariant p = sqrt(f) + eps sqrt(f_max) (default) or "
              "normalised p = sqrt(f / f_max) + eps")
-    add("--p0", type=number_list(), default=None, help="reduced level: initial p per mode (0.5)")
-    add("--s0", type=number_list(0.0), default=None, help="reduced level: initial s per mode (0.25)")
-    add("--g0", type=number_list(), default=None, help="reduced level: initial g per mode (0.5)")
+    for name, v in REDUCED_START.items():
+        add(f"--{name}", type=number_list(0.0 if name == "s0" else None), default=None,
+            help=f"reduced level: initial {name[0]} per mode, one value or one per mode ({v:g})")
     add("--dim", type=number(1, integer=True), default=None, help="matrix/sgd level: dimension")
-    add("--seed", type=number(0, integer=True), default=None, help="matrix/sgd level: seed (0)")
-    add("--lr", type=number(0.0, strict=True), default=None, help="sgd level: learning rate (0.01)")
-    add("--batch", type=number(0, integer=True), default=None, help="sgd level: batch, 0 = exact (256)")
     add("--loss", choices=LOSSES, default=None,
         help="sgd level: euclidean (default) or cosine, D = -cos(p, sg z) per sample as the CNN trainers")
     add("--momentum", type=number(0.0), default=None,
@@ -169,13 +167,13 @@ def resolve(ap: Parser, args) -> tuple:
         ap.error(f"--rho {args.rho:g} is out of range; allowed: 0 <= rho <= 1")
     per_mode = lambda v, d: tuple(v * n if len(v) == 1 else v) if v is not None else (d,) * n
     t_max = args.t_max if args.t_max is not None else (20.0 / args.wd if args.wd > 0 else 1000.0)
-    cfg = SimConfig(level=args.level, lambdas=lambdas, sigma2s=sigma2s, wd=args.wd, t_max=t_max,
-                    n_save=args.n_save, alpha_p=args.alpha_p, alpha_g=args.alpha_g, lam=args.lam,
-                    beta=args.beta, tau=args.tau, eps=args.eps, rho=args.rho, s_tol=args.s_tol,
-                    p0=per_mode(args.p0, 0.5), s0=per_mode(args.s0, 0.25), g0=per_mode(args.g0, 0.5),
-                    seed=args.seed or 0, lr=args.lr or 0.01, batch=256 if args.batch is None else args.batch,
-                    setter_form=args.setter or "equivariant")
-    return names, replace(cfg, loss=args.loss or "euclidean", momentum=args.momentum or 0.0)
+    given = {f.name: getattr(args, f.name) for f in _FLAGGED if getattr(args, f.name) is not None}
+    given.update({k: getattr(args, k) for k in ("loss", "momentum") if getattr(args, k) is not None})
+    if args.setter is not None:
+        given["setter_form"] = args.setter
+    start = {k: per_mode(getattr(args, k), v) for k, v in REDUCED_START.items()}
+    return names, SimConfig(level=args.level, lambdas=lambdas, sigma2s=sigma2s, wd=args.wd, t_max=t_max,
+                            **start, **given)
 
 
 def _out_dir(ap: Parser, args, config: dict) -> Path:

@@ -136,3 +136,34 @@ def test_bad_input_exits_2_with_one_line_naming_the_value(args, needle, tmp_path
     assert len(lines) == 1 and needle in lines[0], lines
     assert "allowed" in lines[0] or "choose from" in lines[0], lines
     assert proc.stdout == "" and not (tmp_path / "runs").exists()
+
+
+def test_simulate_flags_are_simconfig_fields_with_its_defaults_and_reach_the_config():
+    """`python -m dynamics.simulate` builds its numeric flags from `SimConfig`'s fields (help, bound and
+    default from the dataclass): unset, they resolve to the dataclass defaults; set, each reaches its field;
+    every other flag is a spectrum, start, selection or output option."""
+    import dataclasses
+
+    from dynamics import simulate
+    from dynamics.runs import REDUCED_START, SimConfig
+    ap = simulate.build_parser()
+    fields = {f.name: f for f in dataclasses.fields(SimConfig)}
+    dests = {a.dest for a in ap._actions} - {"help"}
+    others = {"method", "level", "lambdas", "sigma2", "t_max", "setter", "dim", "out_dir", "name", "out",
+              "overwrite", "json", "no_plot", *REDUCED_START}
+    assert dests - others <= set(fields), dests - others - set(fields)
+    _, cfg = simulate.resolve(ap, ap.parse_args(["--level", "sgd"]))
+    for name, f in fields.items():
+        if f.default is not dataclasses.MISSING and name not in REDUCED_START:
+            assert getattr(cfg, name) == f.default, name
+    flagged = [n for n in dests - others if "help" in fields[n].metadata]
+    assert {"alpha_p", "lam", "beta", "eps", "rho", "s_tol", "n_save", "seed", "lr", "batch"} <= set(flagged)
+    other = {n: (fields[n].default + 1 if isinstance(fields[n].default, int) else fields[n].default * 1.5)
+             for n in flagged}
+    other.update(loss="cosine", momentum=0.5)  # the sgd level's choice flags, defaults from SimConfig too
+    argv = ["--level", "sgd", "--method", "byol"]
+    for n, v in other.items():
+        argv += ["--" + n.replace("_", "-"), str(v)]
+    _, cfg = simulate.resolve(ap, ap.parse_args(argv))
+    for n, v in other.items():
+        assert v != fields[n].default and getattr(cfg, n) == (v if n == "loss" else pytest.approx(v)), n
