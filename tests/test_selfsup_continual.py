@@ -168,6 +168,18 @@ def test_resume_between_tasks_reproduces_the_uninterrupted_R_bit_identically(tmp
     assert full["knn"]["average_accuracy"] == pytest.approx(R[-1].mean())
     assert full["knn"]["forgetting"] == pytest.approx(metrics.forgetting(R))
     assert (tmp_path / cc.name / "R.png").stat().st_size > 0
+    # R_init: the untrained encoder of key(seed) with BN statistics re-estimated on the training images
+    from selfsup.continual.evaluation import evaluate_tasks
+    from selfsup.evaluate import reestimate_bn
+    st0 = init_state(cc.train, jax.random.key(cc.train.seed), small.info)
+    params, stats0 = jax.device_get((st0.params["encoder"], st0.batch_stats["encoder"]))
+    split = [np.array(t) for t in full["split"]]
+    stats = reestimate_bn(cc.train, small.info, params, stats0, small.x_train)
+    for key, st in (("R_init", stats), ("R_init_bn_init", stats0)):
+        want = evaluate_tasks(cc.train, small.info, params, st, small, split, probe=cc.train.linear_probe)
+        assert set(full[key]) == set(want), key
+        for k, v in want.items():
+            assert full[key][k] == pytest.approx(v), (key, k)
 
     def stop_after_first(t, row):
         if t == 0:
@@ -272,7 +284,8 @@ def test_compare_table_is_the_mean_and_sample_std_over_seeds():
     assert byol_rm[4] == f"{forg.mean():.1f} ± {forg.std(ddof=1):.1f}"
     # the untrained encoder: per seed, the mean over tasks of R_init of that seed's first run
     init = 100 * np.array([np.mean(runs[3 * s]["R_init"]["knn"]) for s in range(3)])
-    assert cells(lines[2])[:4] == ["random init", "-", "3", f"{init.mean():.1f} ± {init.std(ddof=1):.1f}"]
+    assert cells(lines[2])[:4] == ["random init (BN re-estimated)", "-", "3",
+                                   f"{init.mean():.1f} ± {init.std(ddof=1):.1f}"]
 
 
 def test_evaluate_tasks_few_label_probe_uses_ten_labels_per_class(small):

@@ -9,6 +9,7 @@ import pytest
 from selfsup import data
 from selfsup.continual import splits
 from selfsup.continual.online import OnlineConfig, run_online, stream_order
+from selfsup.step import init_state
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,18 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
     # 240 images in batches of 16: 15 steps, evaluated before training and after steps 5, 10, 15
     assert full["seen"] == [0, 80, 160, 240]
     assert len(full["knn"]) == 4 and all(len(r) == oc.tasks for r in full["knn"])
+    # the point before training: the untrained encoder with BN statistics re-estimated on the training
+    # images; with its initial statistics under init_bn_init
+    from selfsup.continual.evaluation import evaluate_tasks
+    from selfsup.evaluate import reestimate_bn
+    st0 = init_state(oc.train, jax.random.key(oc.train.seed), small.info)
+    params, stats0 = jax.device_get((st0.params["encoder"], st0.batch_stats["encoder"]))
+    split = splits.class_split(small.num_classes, oc.tasks, oc.split_seed)
+    score = lambda st: evaluate_tasks(oc.train, small.info, params, st, small, split, probe=False,
+                                      few_label=True)["knn_all"]
+    assert full["knn_all"][0] == pytest.approx(score(reestimate_bn(oc.train, small.info, params, stats0,
+                                                                   small.x_train)))
+    assert full["init_bn_init"]["knn_all"] == pytest.approx(score(stats0))
 
     class Stop(Exception):
         pass
@@ -102,7 +115,7 @@ def test_online_compare_curve_stats_and_table_on_hand_made_curves():
     early = 100 * np.array([0.6, 0.7])
     assert row[:3] == ["simsiam", "2", f"{early.mean():.1f} ± {early.std(ddof=1):.1f}"]
     assert row[-1] == f"{96.0:.1f} ± {100 * np.std([0.95, 0.97], ddof=1):.1f}"
-    assert lines[2].startswith("| untrained encoder | 2 | 50.0 ± 0.0")
+    assert lines[2].startswith("| untrained encoder (BN re-estimated) | 2 | 50.0 ± 0.0")
 
 
 def test_python_m_selfsup_continual_online_answers_help():

@@ -91,7 +91,8 @@ def table(summaries: list[dict]) -> str:
     average accuracy and forgetting (%) | time.
 
     Each cell is mean +- std (ddof 1) over the seeds of that configuration. The first row is the untrained
-    encoder: ``R_init`` (before any training: the same for every method of one seed) averaged over tasks,
+    encoder: ``R_init`` (before any training, BN statistics re-estimated on the training images: the same
+    for every method of one seed) averaged over tasks,
     then over the seeds' first runs. The time is the sum over tasks of training + evaluation (kept across
     resumes; compilation included), per run."""
     probes = [(k, name) for k, name in _PROBES if summaries and k in summaries[0]]
@@ -104,7 +105,7 @@ def table(summaries: list[dict]) -> str:
     if inits:  # the untrained encoder: the floor every method should rise above
         cells = [(mean_std([float(np.mean(r[k])) for r in inits.values()])
                   if all(k in r for r in inits.values()) else "-") + " | -" for k, _ in probes]
-        rows.append(f"| random init | - | {len(inits)} | " + " | ".join(cells) + " | - |")
+        rows.append(f"| random init (BN re-estimated) | - | {len(inits)} | " + " | ".join(cells) + " | - |")
     for key, runs in group(summaries).items():
         name, cassle = _label(key)
         cells = [mean_std([r[k]["average_accuracy"] for r in runs]) + " | "

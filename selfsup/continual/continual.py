@@ -16,10 +16,12 @@ e)``; g_d of task t ``fold_in(key, 2000 + t)``.
 Writes to ``<out_dir>/<name>/``: ``config.json`` (resolved config, split, git SHA, provenance),
 ``metrics.jsonl`` (step records with ``task``), ``checkpoint.msgpack`` after every task (networks + the
 finished rows of R, atomic), ``summary.json`` (``knn`` / ``linear``: ``metrics.summarize(R)``, plus
-``R_init``, ``split``, timings) and ``R.png`` (heat maps). A folder that already holds a run is refused
-unless ``resume=True`` (same config: continues after the last finished task, or starts if none finished,
-and reproduces the uninterrupted R exactly: the same computations run on the same inputs; tested) or
-``overwrite=True`` (``selfsup.rundir``). ``on_task(t, row)`` is called after task t is saved.
+``R_init``: the untrained encoder with BN statistics re-estimated on the training images, the reference
+every margin uses; ``R_init_bn_init``: with its initial statistics; ``split``, timings) and ``R.png``
+(heat maps). A folder that already holds a run is refused unless ``resume=True`` (same config: continues
+after the last finished task, or starts if none finished, and reproduces the uninterrupted R exactly: the
+same computations run on the same inputs; tested) or ``overwrite=True`` (``selfsup.rundir``).
+``on_task(t, row)`` is called after task t is saved.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from selfsup.continual import distill, metrics, plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.config import ContinualConfig
 from selfsup.continual.evaluation import evaluate_tasks
+from selfsup.evaluate import reestimate_bn
 from selfsup.loop import metrics_log, place, resume_meta, train_epoch
 from selfsup.step import init_state
 
@@ -99,8 +102,12 @@ def _train_task(state, cc, task_data, t, key, log, bar):
     return _networks(state)
 
 
-def _evaluate(cc, info, state, dataset, split) -> dict:
+def _evaluate(cc, info, state, dataset, split, *, reestimate: bool = False) -> dict:
+    """Every task's scores; ``reestimate``: with BN statistics re-estimated on the training images first
+    (the untrained encoder's fair reference, ``selfsup.evaluate.reestimate_bn``)."""
     params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
+    if reestimate:
+        stats = reestimate_bn(cc.train, info, params, stats, dataset.x_train)
     return evaluate_tasks(cc.train, info, params, stats, dataset, split, probe=cc.train.linear_probe)
 
 
@@ -128,9 +135,10 @@ def _run_continual(cc: ContinualConfig, run: Path, dataset, resume: bool, on_tas
     ckpt = run / "checkpoint.msgpack"
     state, meta = resume_meta(ckpt, _networks(init_state(cfg, key, info)), cc.to_dict(), resume=resume)
     if meta is None:
-        meta = {"tasks_done": 0, "rows": [], "task_seconds": [], "R_init": None}
+        meta = {"tasks_done": 0, "rows": [], "task_seconds": [], "R_init": None, "R_init_bn_init": None}
         if cc.eval_init:
-            meta["R_init"] = _evaluate(cc, info, state, dataset, split)
+            meta["R_init"] = _evaluate(cc, info, state, dataset, split, reestimate=True)
+            meta["R_init_bn_init"] = _evaluate(cc, info, state, dataset, split)
     rundir.write_config(run, cc.to_dict(), split=[s.tolist() for s in split])
     log = metrics_log(run / "metrics.jsonl", meta["tasks_done"] * cfg.epochs)  # drops unfinished tasks
     bar = _bar(cc, meta["tasks_done"])
@@ -164,7 +172,8 @@ def _finish(cc, run: Path, meta: dict, split, wall: float) -> dict:
                "tasks": cc.tasks, "epochs_per_task": cc.train.epochs, "split": [s.tolist() for s in split],
                **{k: metrics.summarize(R) for k, R in mats.items()},
                "final_all": {k: meta["rows"][-1][k + "_all"] for k in mats},
-               "R_init": meta["R_init"], "task_seconds": meta["task_seconds"], "wall_s": wall,
+               "R_init": meta["R_init"], "R_init_bn_init": meta.get("R_init_bn_init"),
+               "task_seconds": meta["task_seconds"], "wall_s": wall,
                "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     plots.save_heatmaps(mats, run / "R.png", title=cc.name)

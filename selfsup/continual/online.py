@@ -17,7 +17,9 @@ end when ``train.linear_probe``) and checkpoints (full state + curve so far). A 
 run is refused unless ``resume=True`` (same config: continues from the last checkpoint, bit-identically, or
 starts if there is none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``config.json`` (config, split,
 git SHA, provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
-``linear_10pc_all``, per-task ``knn`` at every point, final probes) and ``curve.png`` to
+``linear_10pc_all``, per-task ``knn`` at every point, final probes; the point before the first step scores
+the untrained encoder with BN statistics re-estimated on the training images, under ``bn_init`` with its
+initial ones) and ``curve.png`` to
 ``<out_dir>/<name>/``.
 
 CLI: ``python -m selfsup.continual.online --method phinet --dataset mnist5k [--stream iid|tasks] [--resume |
@@ -42,6 +44,7 @@ from selfsup.continual import plots, splits
 from selfsup.continual import step as cstep
 from selfsup.continual.continual import limit
 from selfsup.continual.evaluation import evaluate_tasks
+from selfsup.evaluate import reestimate_bn
 from selfsup.loop import flush_metrics, metrics_log, place, resume_meta
 from selfsup.step import init_state
 
@@ -131,8 +134,13 @@ def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> 
 
     def evaluate(s: int, state) -> None:
         params, stats = jax.device_get((state.params["encoder"], state.batch_stats["encoder"]))
-        accs = evaluate_tasks(cfg, info, params, stats, dataset, split, probe=False, few_label=True)
-        row = {"step": s, "seen": s * bs, **accs}
+        scores = lambda st: evaluate_tasks(cfg, info, params, st, dataset, split, probe=False, few_label=True)
+        if s == 0:  # the untrained encoder: BN statistics re-estimated on the training images (the fair
+            # reference; selfsup.evaluate.reestimate_bn), its initial statistics kept under bn_init
+            row = {"step": s, "seen": 0, **scores(reestimate_bn(cfg, info, params, stats, dataset.x_train)),
+                   "bn_init": scores(stats)}
+        else:
+            row = {"step": s, "seen": s * bs, **scores(stats)}
         meta["curve"].append(row)
         meta["step"] = s
         checkpoint.save(ckpt, state, meta)
@@ -181,7 +189,8 @@ def _finish(oc, run, meta, state, dataset, split, info, wall, where) -> dict:
                "batch_size": cfg.batch_size, "lam_r": cfg.lam_r, "seen": [r["seen"] for r in curve],
                "knn_all": [r["knn_all"] for r in curve],
                "knn": [r["knn"] for r in curve], "linear_10pc_all": [r["linear_10pc_all"] for r in curve],
-               "final": final, "data_placement": where, "wall_s": wall, "run_dir": str(run)}
+               "init_bn_init": curve[0].get("bn_init"), "final": final, "data_placement": where,
+               "wall_s": wall, "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",
                       title=f"online, {oc.stream} stream, batch {cfg.batch_size}")

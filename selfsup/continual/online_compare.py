@@ -69,13 +69,14 @@ def curve_stats(summary: dict, key: str) -> dict:
 
 
 def table(results: dict) -> str:
-    """Markdown: one row per method (plus the untrained encoder, the curves' first point)."""
+    """Markdown: one row per method (plus the untrained encoder, the curves' first point: BN
+    statistics re-estimated on the training images)."""
     keys = [(k, n) for k, n in _CURVES if all(k in s for r in results.values() for s in r)]
     head = "| method | seeds | " + " | ".join(f"{n} early | {n} area | {n} end" for _, n in keys)
     lines = [head + " | linear end |", "|" + "---|" * (3 + 3 * len(keys))]
     first = next(iter(results.values()))
     init = [mean_std([curve_stats(s, k)["start"] for s in first]) + " | - | -" for k, _ in keys]
-    lines.append(f"| untrained encoder | {len(first)} | " + " | ".join(init) + " | - |")
+    lines.append(f"| untrained encoder (BN re-estimated) | {len(first)} | " + " | ".join(init) + " | - |")
     for m, rs in results.items():
         cells = []
         for k, _ in keys:
