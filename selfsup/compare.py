@@ -9,9 +9,11 @@ pixels and the untrained encoder (from the runs' own baselines, same code, same 
 BN statistics re-estimated on the training images, ``random_init_bn_init`` with its initial ones), then
 each method. Columns: ``linear_acc``, ``linear_acc_10pc``, the mean of
 ``linear_acc_10pc_draws`` (the few-label probe on 5 label draws: less noisy than one), ``knn_acc_k20``,
-``knn_acc_k200``, ``erank``, wall seconds. Any trainer flag is accepted and applies to every run.
+``knn_acc_k200``, ``erank``, wall seconds; then ``margins(rows)``: each method's per-seed margin over the
+untrained encoder and over pixels. Any trainer flag is accepted and applies to every run.
 
-Public API: ``compare(base, methods, seeds, root) -> dict``, ``table(results) -> str`` and
+Public API: ``compare(base, methods, seeds, root) -> dict``, ``table(results) -> str``,
+``margins(results) -> str`` and
 ``mean_std(values)`` (the table cell every comparison uses).
 """
 from __future__ import annotations
@@ -92,6 +94,32 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+MARGIN_FIELDS = (("knn_acc_k200", "kNN k=200"), ("linear_acc", "linear"),
+                 ("linear_acc_10pc_draws", f"10 labels/class, mean of {FEW_LABEL_DRAWS} draws"))
+
+
+def margins(rows: dict) -> str:
+    """Markdown table: each method's margin over the untrained encoder (BN statistics re-estimated) and over
+    raw pixels, in points: per seed the method's score minus that seed's baseline, then mean ± std over
+    the seeds (sample std) and the smallest per-seed margin. Fields a baseline lacks are left out."""
+    refs = [(k, n) for k, n in (("baseline: random_init", "untrained"), ("baseline: pixels", "pixels"))
+            if k in rows]
+    cols = [(ref, name, f, label) for ref, name in refs for f, label in MARGIN_FIELDS if rows[ref].get(f)]
+    lines = ["| encoder | " + " | ".join(f"{label} over {name}" for _, name, _, label in cols) + " |",
+             "|" + "---|" * (1 + len(cols))]
+    for r in (r for r in rows if not r.startswith("baseline")):
+        cells = []
+        for ref, _, f, _ in cols:
+            mine, base = rows[r].get(f, []), rows[ref][f]
+            if len(mine) != len(base):
+                cells.append("-")  # not the same seeds: no per-seed difference
+                continue
+            d = np.subtract(mine, base)
+            cells.append(f"{mean_std(d.tolist())} (min {100 * d.min():+.1f})")
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     p = Parser(prog="python -m selfsup.compare", description=__doc__.split("\n")[0], epilog=presets_help(),
                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,8 +158,10 @@ def main(argv=None) -> dict:
                              "writable --out-dir") from None
         rows = compare(base, methods, seeds, root)
         (root / "results.json").write_text(json.dumps(rows, indent=1))
-        (root / "table.md").write_text(table(rows) + "\n")
-        print(table(rows))
+        text = (table(rows) + "\n\nMargins in points (per seed, method minus the same seed's baseline):\n\n"
+                + margins(rows) + "\n")
+        (root / "table.md").write_text(text)
+        print(text, end="")
         return rows
     return run_cli(p, run)
 

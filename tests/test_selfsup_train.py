@@ -262,6 +262,10 @@ def test_compare_reuses_finished_runs_and_tabulates_mean_and_sample_std_of_each_
     line = next(r for r in compare.table(rows).splitlines() if r.startswith("| simsiam"))
     sd = np.std([90.0, 94.0], ddof=1)
     assert line.split(" | ")[1:4] == ["98.0 ± 0.0", f"92.0 ± {sd:.1f}", f"82.0 ± {sd:.1f}"]
+    # margins: per seed, the method minus that seed's pixels score (few-label mean of draws: 20, 24 points)
+    line = next(r for r in compare.margins(rows).splitlines() if r.startswith("| simsiam"))
+    assert "over untrained" not in compare.margins(rows)  # no random_init baseline in these runs
+    assert line.rstrip(" |").split(" | ")[1:3] == ["12.0 ± 0.0 (min +12.0)", f"22.0 ± {sd:.1f} (min +20.0)"]
 
 
 def test_presets_set_the_papers_recipes_and_flags_override_them():
