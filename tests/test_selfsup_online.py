@@ -40,6 +40,7 @@ def test_online_run_evaluates_at_the_requested_points_and_resume_reproduces_the_
     # 240 images in batches of 16: 15 steps, evaluated before training and after steps 5, 10, 15
     assert full["seen"] == [0, 80, 160, 240]
     assert len(full["knn"]) == 4 and all(len(r) == oc.tasks for r in full["knn"])
+    assert full["task_starts"] == [0, 48, 96, 144, 192]  # 5 tasks of 2 classes x 24 images, in stream order
     # the point before training: the untrained encoder with BN statistics re-estimated on the training
     # images; with its initial statistics under init_bn_init
     from selfsup.continual.evaluation import evaluate_tasks
@@ -116,6 +117,25 @@ def test_online_compare_curve_stats_and_table_on_hand_made_curves():
     assert row[:3] == ["simsiam", "2", f"{early.mean():.1f} ± {early.std(ddof=1):.1f}"]
     assert row[-1] == f"{96.0:.1f} ± {100 * np.std([0.95, 0.97], ddof=1):.1f}"
     assert lines[2].startswith("| untrained encoder (BN re-estimated) | 2 | 50.0 ± 0.0")
+
+
+def test_online_compare_shift_stats_on_a_hand_made_task_stream():
+    from selfsup.continual import online_compare as oc_
+    # 3 tasks of 400 images; evaluated every 200: the shifts at 400 and 800 fall on evaluation points
+    knn = [[0.30, 0.20, 0.10], [0.50, 0.22, 0.12], [0.60, 0.25, 0.15], [0.55, 0.45, 0.16],
+           [0.52, 0.50, 0.18], [0.50, 0.52, 0.40], [0.48, 0.53, 0.46]]
+    s = {"seen": [0, 200, 400, 600, 800, 1000, 1200], "knn": knn, "task_starts": [0, 400, 800]}
+    st = oc_.shift_stats(s)
+    # task 1 starts at 400 (point 2): 0.45 - 0.25; task 2 at 800 (point 4): 0.40 - 0.18
+    assert st["adapt"] == pytest.approx(((0.45 - 0.25) + (0.40 - 0.18)) / 2)
+    assert st["memory"] == pytest.approx(0.48) and st["forget"] == pytest.approx(0.60 - 0.48)
+    # a shift between evaluation points is measured from the last point before it
+    assert oc_.shift_stats({**s, "task_starts": [0, 300, 800]})["adapt"] == pytest.approx(
+        ((0.25 - 0.22) + (0.40 - 0.18)) / 2)
+    assert oc_.shift_stats({**s, "task_starts": None}) is None  # the iid stream has no shift
+    lines = oc_.shift_table({"phinet": [s, s]}).splitlines()
+    assert lines[-1].startswith(f"| phinet | 2 | {100 * st['adapt']:.1f} ± 0.0 | 48.0 ± 0.0 | 12.0 ± 0.0")
+    assert oc_.shift_table({"phinet": [{**s, "task_starts": None}]}) is None
 
 
 def test_python_m_selfsup_continual_online_answers_help():

@@ -17,7 +17,8 @@ end when ``train.linear_probe``) and checkpoints (full state + curve so far). A 
 run is refused unless ``resume=True`` (same config: continues from the last checkpoint, bit-identically, or
 starts if there is none) or ``overwrite=True`` (``selfsup.rundir``). Writes ``config.json`` (config, split,
 git SHA, provenance), ``metrics.jsonl``, ``checkpoint.msgpack``, ``summary.json`` (``seen``, ``knn_all``,
-``linear_10pc_all``, per-task ``knn`` at every point, final probes; the point before the first step scores
+``linear_10pc_all``, per-task ``knn`` at every point, final probes, ``task_starts``: examples seen when each
+task begins in the ``tasks`` stream, else None; the point before the first step scores
 the untrained encoder with BN statistics re-estimated on the training images, under ``bn_init`` with its
 initial ones) and ``curve.png`` to
 ``<out_dir>/<name>/``.
@@ -168,6 +169,15 @@ def _run_online(oc: OnlineConfig, run: Path, dataset, resume: bool, on_eval) -> 
     return _finish(oc, run, meta, state, dataset, split, info, time.perf_counter() - t_run, where)
 
 
+def task_starts(oc: OnlineConfig, dataset, split) -> list[int] | None:
+    """Examples seen when each task's images begin in the ``tasks`` stream (the first is 0; the stream's
+    class distribution shifts at the others); None for the ``iid`` stream."""
+    if oc.stream != "tasks":
+        return None
+    sizes = [len(splits.task_indices(dataset.y_train, c)) for c in split]
+    return [0, *np.cumsum(sizes[:-1]).astype(int).tolist()]
+
+
 def data_batch(dataset, order, s: int, bs: int):
     """Images of batch s of the stream (each index once over the pass)."""
     return dataset.x_train[np.sort(order[s * bs:(s + 1) * bs])]
@@ -189,7 +199,8 @@ def _finish(oc, run, meta, state, dataset, split, info, wall, where) -> dict:
                "batch_size": cfg.batch_size, "lam_r": cfg.lam_r, "seen": [r["seen"] for r in curve],
                "knn_all": [r["knn_all"] for r in curve],
                "knn": [r["knn"] for r in curve], "linear_10pc_all": [r["linear_10pc_all"] for r in curve],
-               "init_bn_init": curve[0].get("bn_init"), "final": final, "data_placement": where,
+               "init_bn_init": curve[0].get("bn_init"), "task_starts": task_starts(oc, dataset, split),
+               "final": final, "data_placement": where,
                "wall_s": wall, "run_dir": str(run)}
     (run / "summary.json").write_text(json.dumps(summary, indent=1))
     plots.save_curves({cfg.method: (summary["seen"], summary["knn_all"])}, run / "curve.png",

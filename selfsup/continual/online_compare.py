@@ -13,8 +13,14 @@ after the first tenth of the stream (``early``), the mean over the evaluation po
 (``area``: the normalised area under the curve), and the end of the pass; for the kNN classifier (k from
 the config) and the 10-labels-per-class linear probe; plus the all-label linear probe at the end.
 
-Public API: ``runs(base, methods, seeds) -> {method: [summary per seed]}``, ``curve_stats(summary, key)``
-and ``table(results) -> str``.
+The ``tasks`` stream shifts its class distribution at each task's start; there the table is followed by
+how each method meets a shift (``shift_stats``): the new classes' kNN gain over the first evaluation
+interval after the shift (how fast it adapts), and the first task's kNN at the end and its drop from the
+peak (the memory of classes seen early). With ``--evals`` a multiple of ``--tasks`` the evaluation points
+fall on the shifts.
+
+Public API: ``runs(base, methods, seeds) -> {method: [summary per seed]}``, ``curve_stats(summary, key)``,
+``shift_stats(summary)``, ``table(results) -> str`` and ``shift_table(results) -> str | None``.
 """
 from __future__ import annotations
 
@@ -66,6 +72,39 @@ def curve_stats(summary: dict, key: str) -> dict:
     early = 1 + int(np.argmin(np.abs(seen[1:] - seen[-1] / 10))) if len(seen) > 1 else 0
     return {"start": float(acc[0]), "early": float(acc[early]), "area": float(acc[1:].mean()),
             "final": float(acc[-1])}
+
+
+def shift_stats(summary: dict) -> dict | None:
+    """After each shift of a ``tasks`` stream (``summary["task_starts"]``), from the per-task kNN curve
+    ``summary["knn"]`` (points x tasks): ``adapt``, the new task's gain over the first evaluation interval
+    after its start (the point at or before the start to the next one), averaged over the shifts; ``memory``,
+    the first task's accuracy at the end of the pass; ``forget``, its peak along the stream minus that end.
+    None for a stream without shifts (``iid``, one task) or a run written before ``task_starts`` existed."""
+    starts = summary.get("task_starts")
+    if not starts or len(starts) < 2:
+        return None
+    seen, knn = np.asarray(summary["seen"], float), np.asarray(summary["knn"], float)
+    gains = []
+    for t, b in enumerate(starts[1:], start=1):
+        i = int(np.flatnonzero(seen <= b)[-1])
+        if i + 1 < len(seen):
+            gains.append(knn[i + 1, t] - knn[i, t])
+    return {"adapt": float(np.mean(gains)) if gains else float("nan"), "memory": float(knn[-1, 0]),
+            "forget": float(knn[:, 0].max() - knn[-1, 0])}
+
+
+def shift_table(results: dict) -> str | None:
+    """Markdown for a stream that shifts (``shift_stats``; None otherwise): one row per method, mean +- std
+    over seeds, in kNN points on the classes concerned."""
+    stats = {m: [shift_stats(s) for s in rs] for m, rs in results.items()}
+    if any(x is None for st in stats.values() for x in st):
+        return None
+    lines = ["| method | seeds | new task's kNN gain in the interval after a shift "
+             "| first task's kNN at the end | first task's kNN, peak minus end |", "|---|---|---|---|---|"]
+    for m, st in stats.items():
+        lines.append(f"| {m} | {len(st)} | " + " | ".join(mean_std([x[f] for x in st])
+                                                        for f in ("adapt", "memory", "forget")) + " |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -128,10 +167,14 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     stream = base.stream
     (out / f"online-{stream}.json").write_text(json.dumps(results, indent=1))
-    (out / f"online-{stream}.md").write_text(table(results) + "\n")
+    text = table(results)
+    shifts = shift_table(results)
+    if shifts:
+        text += "\n\nAfter each shift of the class distribution (kNN on the classes concerned):\n\n" + shifts
+    (out / f"online-{stream}.md").write_text(text + "\n")
     figure(results, out / f"online-{stream}.png",
            title=f"online, {stream} stream, batch {base.train.batch_size}, one pass ({base.train.dataset})")
-    print(table(results))
+    print(text)
     return results
 
 
