@@ -24,7 +24,7 @@ reference every margin is taken against) and ``random_init_bn_init`` with BN's i
 ``output_std(z)``: mean over dimensions of the std over the batch of z / ||z||; about 1/sqrt(d) for
 well-spread outputs, 0 when collapsed (SimSiam paper, Fig. 2).
 ``effective_rank(z)``: exp of the entropy of the normalised eigenvalues of the output covariance
-(Roy & Vetterli 2007): d for isotropic outputs, 1 when they lie on a line.
+(Roy & Vetterli 2007): d for isotropic outputs, 1 when they lie on a line, 0 when they do not vary.
 ``evaluate(config, info, params, stats, dataset, *, probe=True) -> dict``: the scores and collapse metrics
 on a ``data.Dataset`` (kNN memory = the training images of ``eval_train``: all, or the first
 ``config.eval_images``; queries = test images; collapse metrics on test outputs).
@@ -136,9 +136,12 @@ def output_std(z) -> float:
 
 
 def effective_rank(z) -> float:
-    """exp(-sum_j q_j log q_j), q = eigenvalues of the covariance of z normalised to sum 1."""
+    """exp(-sum_j q_j log q_j), q = eigenvalues of the covariance of z normalised to sum 1; 0.0 when z does
+    not vary at all (complete collapse to a point, which has no direction: not the 1.0 of a line)."""
     z = np.asarray(z, np.float64)
     lam = np.clip(np.linalg.eigvalsh(np.cov(z, rowvar=False)), 0, None)
+    if not lam.sum() > 0:
+        return 0.0
     q = lam / lam.sum()
     q = q[q > 0]
     return float(np.exp(-(q * np.log(q)).sum()))

@@ -31,6 +31,15 @@ def test_effective_rank_closed_forms():
     assert ev.effective_rank(line) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_effective_rank_of_outputs_that_do_not_vary_is_zero_without_a_warning():
+    # A point has no direction: 0.0, below the 1.0 of a line, where 0/0 used to give 1.0 and a RuntimeWarning.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ev.effective_rank(np.ones((64, 8))) == 0.0
+        assert ev.effective_rank(np.zeros((64, 8))) == 0.0
+
+
 def test_output_std_is_one_over_sqrt_d_when_spread_and_zero_when_collapsed():
     rng = np.random.default_rng(2)
     d = 256

@@ -89,6 +89,12 @@ def test_effective_rank_of_eigenvalues_matches_evaluate_effective_rank_on_sample
     assert tm.spectral_erank(s) == pytest.approx(ev.effective_rank(z), rel=1e-10)
 
 
+def test_a_zero_spectrum_has_effective_rank_zero_and_counts_as_collapsed():
+    # F = 0 (features collapsed to zero): 0.0, so erank_F < collapse_erank flags it, where NaN compared False.
+    assert tm.spectral_erank(np.zeros(8)) == 0.0 == ev.effective_rank(np.zeros((10, 8)))
+    assert tm.spectral_erank(np.zeros(8)) < 1.5
+
+
 @pytest.mark.parametrize("k", [0.5, 1.0, 0.25])
 def test_exponent_fit_recovers_a_known_power_law_exactly(k):
     s = np.logspace(0, -3, 30)

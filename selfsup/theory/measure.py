@@ -17,7 +17,8 @@ Signed: -1 for a negative eigenvalue of Wp.
 about sqrt(2) for an i.i.d. Gaussian matrix (its symmetric and antisymmetric parts have equal expected norms).
 ``sym_eigs(Wp)``: eigenvalues of ``(Wp + Wp^T) / 2``, descending.
 ``spectral_erank(s)``: ``exp(-sum q_j log q_j)``, ``q = max(s, 0) / sum max(s, 0)`` (Roy & Vetterli 2007): k
-for k equal non-zero eigenvalues; the same number ``evaluate.effective_rank`` computes from samples.
+for k equal non-zero eigenvalues, 0 for none; the same number ``evaluate.effective_rank`` computes from
+samples.
 ``surviving(s, rel_tol)``: how many ``s_j >= rel_tol * max_k s_k``.
 ``fit_exponent(p, s, *, rel_tol=1e-3) -> ExponentFit(exponent, log_coef, r2, n)``: least squares
 ``log p_j = log_coef + exponent * log s_j`` over modes with ``p_j > 0`` and ``s_j >= rel_tol * max s``. On the
@@ -80,10 +81,11 @@ def sym_eigs(Wp) -> np.ndarray:
 
 
 def spectral_erank(s) -> float:
-    """exp of the entropy of the normalised non-negative part of the eigenvalues s."""
+    """exp of the entropy of the normalised non-negative part of the eigenvalues s; 0.0 when no eigenvalue
+    is positive (F = 0: complete collapse, below any collapse threshold >= 1; NaN would compare False)."""
     s = np.clip(np.asarray(s, np.float64), 0, None)
-    if s.sum() <= 0:
-        return float("nan")
+    if not s.sum() > 0:
+        return 0.0
     q = s / s.sum()
     q = q[q > 0]
     return float(np.exp(-(q * np.log(q)).sum()))
