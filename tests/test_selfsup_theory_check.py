@@ -166,6 +166,26 @@ def test_theory_seeds_tables_are_mean_and_std_over_seeds_and_refuse_mixed_config
         theory_seeds.load(tmp_path, ["s0", "s1", "s2"])
 
 
+def test_theory_seeds_reads_the_exponent_at_quarters_of_training_from_each_runs_data(tmp_path):
+    from selfsup.theory import seeds as theory_seeds
+    step = np.arange(0, 391, 10)  # 40 records, the last at step 390
+    for seed in range(2):
+        (tmp_path / f"s{seed}").mkdir()
+        exponent = 0.1 * (seed + 1) + step / 1000.0  # a known path per seed
+        np.savez(tmp_path / f"s{seed}" / "data.npz", **{"simsiam-wd0.0005__step": step,
+                                                       "simsiam-wd0.0005__exponent": exponent,
+                                                       "sweep__wds": np.array([5e-4])})
+    rows = theory_seeds.exponent_rows(tmp_path, ["s0", "s1"])
+    # nearest records to 97.5, 195, 292.5 and 390: steps 100, 190 (190 and 200 are equidistant: argmin takes
+    # the first), 290, 390
+    assert rows["simsiam-wd0.0005"]["steps"] == [100, 190, 290, 390]
+    np.testing.assert_allclose(rows["simsiam-wd0.0005"]["exponent"][-1], [0.1 + 0.39, 0.2 + 0.39])
+    reports = [_fake_report(s, np.random.default_rng(s)) for s in range(2)]
+    text = theory_seeds.markdown(reports, rows)
+    assert "| simsiam-wd0.0005 | 0.25 ± 0.07 | 0.34 ± 0.07 | 0.44 ± 0.07 | 0.54 ± 0.07 |" in text
+    assert theory_seeds.exponent_rows(tmp_path, ["s0", "missing"]) == {}
+
+
 def test_one_flag_generator_parses_tuple_fields_and_the_name_alias(capsys):
     import argparse
 

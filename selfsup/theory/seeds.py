@@ -11,8 +11,10 @@ Public API
 ``load(out_dir, names) -> list[dict]`` (refuses reports whose configs differ in anything but seed/name);
 ``point_rows(reports) -> dict`` (``{tag: {field: [value per seed]}}``); ``sweep_rows(reports) -> dict``
 (per method and wd over seeds: ``erank_F``, ``collapsed`` seeds, ``knn_acc``, ``collapsed_fraction`` of F's
-dimensions; the last non-collapsed wd and the predicted threshold per seed); ``markdown(reports) -> str``
-(the predicted thresholds also as ratios to SimSiam's).
+dimensions; the last non-collapsed wd and the predicted threshold per seed); ``exponent_rows(out_dir, names)
+-> dict`` (``{tag: {"steps": [...], "exponent": [[value per seed] per step]}}``: the p ~ s^a exponent at 1/4,
+1/2, 3/4 and all of training, read from each run's ``data.npz``, to show whether it has settled);
+``markdown(reports, exponents=None) -> str`` (the predicted thresholds also as ratios to SimSiam's).
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ POINT_FIELDS = (("align_weighted_final", "F-weighted alignment", 1.0),
                 ("exponent_final", "exponent p ~ s^a", 1.0),
                 ("exponent_r2_final", "R^2 of the fit", 1.0), ("erank_F", "eff. rank of F", 1.0),
                 ("surviving_F", "surviving eigenvalues", 1.0), ("knn_acc", "kNN (%)", 100.0),
-                ("linear_acc_10pc", "linear 10/class (%)", 100.0))
+                ("linear_acc_10pc", "linear 10/class (%)", 100.0),
+                ("out_std", "output std (1/sqrt d healthy)", 1.0))
+EXPONENT_AT = (0.25, 0.5, 0.75, 1.0)  # fractions of training at which exponent_rows reads the fit
 _SEED_ONLY = ("seed", "name", "progress")
 
 
@@ -66,7 +70,27 @@ def sweep_rows(reports) -> dict:
     return out
 
 
-def markdown(reports) -> str:
+def exponent_rows(out_dir, names, fractions=EXPONENT_AT) -> dict:
+    """The exponent of the p ~ s^a fit at the record nearest each fraction of the last recorded step, per
+    point and seed, from ``<out_dir>/<name>/data.npz``. Empty if a run has no ``data.npz``."""
+    paths = [Path(out_dir) / n / "data.npz" for n in names]
+    if not all(p.is_file() for p in paths):
+        return {}
+    runs = []
+    for path in paths:
+        with np.load(path) as z:
+            runs.append({k: z[k] for k in z.files if k.endswith(("__step", "__exponent"))})
+    tags = [k[:-len("__step")] for k in runs[0] if k.endswith("__step")]
+    out = {}
+    for tag in tags:
+        step = runs[0][f"{tag}__step"]
+        idx = [int(np.argmin(np.abs(step - f * step[-1]))) for f in fractions]
+        out[tag] = {"steps": [int(step[i]) for i in idx],
+                    "exponent": [[float(r[f"{tag}__exponent"][i]) for r in runs] for i in idx]}
+    return out
+
+
+def markdown(reports, exponents=None) -> str:
     n = len(reports)
     lines = [f"Mean ± std over {n} seeds (sample std).", "",
              "| point | " + " | ".join(name for _, name, _ in POINT_FIELDS) + " |",
@@ -101,6 +125,13 @@ def markdown(reports) -> str:
             for m, s in sweep.items():
                 lines.append(f"| {m} | " + " | ".join(mean_std(v, scale, 1 if scale == 100.0 else 2)
                                                        for v in s[key]) + " |")
+    if exponents:
+        steps = next(iter(exponents.values()))["steps"]
+        lines += ["", "Exponent of the p ~ s^a fit during training (has it settled?), at step:", "",
+                  "| point | " + " | ".join(str(st) for st in steps) + " |", "|" + "---|" * (1 + len(steps))]
+        for tag, row in exponents.items():
+            lines.append(f"| {tag} | " + " | ".join(mean_std([x for x in v if np.isfinite(x)], 1.0, 2)
+                                                  for v in row["exponent"]) + " |")
     return "\n".join(lines)
 
 
@@ -118,12 +149,14 @@ def main(argv=None) -> str:
         reports = load(ns.out_dir, names)
     except ValueError as e:
         p.error(str(e))
-    text = markdown(reports)
+    exponents = exponent_rows(ns.out_dir, names)
+    text = markdown(reports, exponents)
     out = Path(ns.out_dir) / f"seeds-{'-'.join(names)}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text + "\n")
     (out / "summary.json").write_text(json.dumps({"names": names, "points": point_rows(reports),
-                                                  "sweep": sweep_rows(reports)}, indent=1))
+                                                  "sweep": sweep_rows(reports),
+                                                  "exponents": exponents}, indent=1))
     print(text)
     return text
 
