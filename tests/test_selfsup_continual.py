@@ -266,6 +266,44 @@ def test_compare_configurations_cover_every_seed_method_cassle_and_residual_run(
     assert len({c.name for c in todo}) == len(todo)  # no two runs share a folder
 
 
+def test_compare_cassle_methods_limit_the_cassle_runs_to_those_methods():
+    from selfsup.continual import compare
+    todo = compare.configurations(ContinualConfig(), ("simsiam", "byol", "xphinet"), seeds=(0, 1),
+                                  cassle=("byol",))
+    got = [(c.train.seed, c.train.method, c.cassle) for c in todo]
+    assert got == [(s, m, c) for s in (0, 1) for m, c in (("simsiam", False), ("byol", False), ("byol", True),
+                                                         ("xphinet", False))]
+    assert len(compare.configurations(ContinualConfig(), ("simsiam",), seeds=(0,), cassle=())) == 1
+
+
+def test_compare_cli_refuses_a_cassle_method_that_is_not_compared(capsys):
+    from selfsup.continual import compare
+    with pytest.raises(SystemExit) as e:
+        compare.main(["--methods", "simsiam", "--cassle-methods", "byol", "--seeds", "0", "--smoke",
+                      "--out-dir", "/nonexistent/never-written"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cassle-methods='byol'" in err[0] and "simsiam" in err[0], err
+
+
+def test_compare_paired_differences_are_per_seed_variant_minus_fine_tuned():
+    from selfsup.continual import compare
+    rng = np.random.default_rng(1)
+    runs = [_fake_summary(m, c, r, s, rng) for s in (0, 1, 2)
+            for m, c, r in (("simsiam", False, 0.0), ("simsiam", True, 0.0), ("byol", False, 0.0),
+                            ("byol", False, 1.0))]
+    runs.append(_fake_summary("xphinet", True, 0.0, 0, rng))  # no fine-tuned partner: no row
+    lines = compare.paired(runs).splitlines()
+    assert len(lines) == 2 + 2
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:2] == ["simsiam + CaSSLe", "3"]
+    d = [100 * (runs[4 * s + 1]["linear"]["forgetting"] - runs[4 * s]["linear"]["forgetting"])
+         for s in range(3)]
+    assert cells[5] == " / ".join(f"{x:+.1f}" for x in d) + f" (mean {np.mean(d):+.1f})"
+    assert [c.strip() for c in lines[3].strip("|").split("|")][:2] == ["byol + RM (lam_r 1)", "3"]
+    assert compare.paired(runs[:1]) is None
+
+
 def test_compare_table_is_the_mean_and_sample_std_over_seeds():
     from selfsup.continual import compare
     rng = np.random.default_rng(0)

@@ -2,19 +2,22 @@
 learning, over several seeds, as a mean +- std table.
 
 ``python -m selfsup.continual.compare [--methods simsiam,byol,phinet,xphinet] [--residual byol,xphinet]
-[--lam-r 1] [--seeds 0,1,2] [--preset cifar10-cpu --data-dir DIR] [--tasks 5] [--epochs 20]
-[--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every seed and method without
-and with CaSSLe, and for every ``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe). Every
+[--lam-r 1] [--cassle-methods simsiam,byol] [--seeds 0,1,2] [--preset cifar10-cpu --data-dir DIR]
+[--tasks 5] [--epochs 20] [--out-dir runs/continual-compare] [--smoke]`` runs ``run_continual`` for every
+seed and method fine-tuned, and with CaSSLe (``--cassle-methods``: only those; default every method), and
+for every ``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe). Every
 other flag of ``python -m selfsup.continual`` (trainer and continual options, ``--preset``) applies to
 every run. Finished runs with the same config are reused and interrupted ones resumed,
 so the runs of ``python -m selfsup.continual`` with the same flags count. Writes ``compare.json`` (every
 run's summary), ``table.md`` (average accuracy and forgetting of the kNN, linear and 10-labels-per-class
-probes, mean +- std over seeds, time) and ``R.png`` (every configuration's 10-labels-per-class probe R,
+probes, mean +- std over seeds, time; then each variant's paired difference from the fine-tuned run of the
+same method and seed) and ``R.png`` (every configuration's 10-labels-per-class probe R,
 averaged over seeds) to ``--out-dir``.
 
-Public API: ``compare(base, methods, *, seeds=None, residual=(), lam_r=1.0, dataset=None) -> list[dict]``
-(one summary per run, with its ``seed``), ``group(summaries) -> dict`` (``{(method, cassle, lam_r): [runs]}``
-in order) and ``table(summaries) -> str`` (Markdown).
+Public API: ``compare(base, methods, *, seeds=None, residual=(), lam_r=1.0, cassle=None, dataset=None) ->
+list[dict]`` (one summary per run, with its ``seed``), ``group(summaries) -> dict`` (``{(method, cassle,
+lam_r): [runs]}`` in order), ``table(summaries) -> str`` and ``paired(summaries) -> str | None``
+(Markdown).
 """
 from __future__ import annotations
 
@@ -48,26 +51,29 @@ def _run(cc: ContinualConfig, dataset):
     return {**out, "seed": cc.train.seed}
 
 
-def configurations(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), lam_r: float = 1.0):
-    """The ``ContinualConfig`` of every run, seed by seed: each method without and with CaSSLe, then each
-    ``residual`` method with ``train.lam_r = lam_r``."""
+def configurations(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), lam_r: float = 1.0,
+                   cassle=None):
+    """The ``ContinualConfig`` of every run, seed by seed: each method fine-tuned, and with CaSSLe if it is
+    in ``cassle`` (default: every method), then each ``residual`` method with ``train.lam_r = lam_r``."""
     cfg = base.train
+    cassle = methods if cassle is None else cassle
     out = []
     for seed in (cfg.seed,) if seeds is None else seeds:
         t = cfg.replace(seed=seed, lam_r=0.0)
-        out += [base.replace(train=t.replace(method=m), cassle=c) for m in methods for c in (False, True)]
+        out += [base.replace(train=t.replace(method=m), cassle=c) for m in methods for c in (False, True)
+                if not c or m in cassle]
         out += [base.replace(train=t.replace(method=m, lam_r=lam_r), cassle=False) for m in residual]
     return out
 
 
 def compare(base: ContinualConfig, methods=METHODS, *, seeds=None, residual=(), lam_r: float = 1.0,
-            dataset=None) -> list[dict]:
+            cassle=None, dataset=None) -> list[dict]:
     """Summaries of every run of ``configurations(...)`` (trained, resumed or reused), each with ``seed``."""
     from selfsup import data
     cfg = base.train
     dataset = dataset or data.from_config(cfg)
     return [_run(cc, dataset) for cc in configurations(base, methods, seeds=seeds, residual=residual,
-                                                       lam_r=lam_r)]
+                                                       lam_r=lam_r, cassle=cassle)]
 
 
 def group(summaries: list[dict]) -> dict:
@@ -115,6 +121,36 @@ def table(summaries: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def paired(summaries: list[dict]) -> str | None:
+    """Markdown table of paired differences (percentage points): each variant (CaSSLe, residual momentum) of
+    a method minus the same method fine-tuned at the same seed, per probe, for average accuracy and
+    forgetting; each cell lists the per-seed differences and their mean. Paired by seed, the differences
+    cancel what the seeds share (the untrained encoder, the data order of the first task), so a sign kept at
+    every seed is the thing to look for. None when no variant has a fine-tuned partner."""
+    probes = [(k, name) for k, name in _PROBES if summaries and k in summaries[0]]
+    groups = group(summaries)
+    rows = []
+    for key, runs in groups.items():
+        base = {r.get("seed"): r for r in groups.get((key[0], False, 0.0), [])}
+        if key == (key[0], False, 0.0) or not base:
+            continue
+        pairs = [(r, base[r.get("seed")]) for r in runs if r.get("seed") in base]
+        if not pairs:
+            continue
+        cells = []
+        for k, _ in probes:
+            for stat in ("average_accuracy", "forgetting"):
+                d = [100 * (r[k][stat] - b[k][stat]) for r, b in pairs]
+                cells.append(" / ".join(f"{x:+.1f}" for x in d) + f" (mean {np.mean(d):+.1f})")
+        name = _label(key)[0]
+        rows.append(f"| {name}{' + CaSSLe' if key[1] else ''} | {len(pairs)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return None
+    head = "| variant - fine-tuned, same seed | seeds | " + " | ".join(
+        f"{n} avg acc | {n} forgetting" for _, n in probes) + " |"
+    return "\n".join([head, "|" + "---|" * (2 + 2 * len(probes))] + rows)
+
+
 def _figure(summaries, path):
     """Mean few-label-probe (else linear, else kNN) R per configuration: a column per method, a row per
     variant (fine-tuning, CaSSLe, residual momentum)."""
@@ -158,6 +194,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--residual", default=",".join(RESIDUAL),
                         help="methods also run with residual momentum (comma-separated; '' for none)")
     parser.add_argument("--lam-r", type=float, default=1.0, help="residual-momentum weight of those runs")
+    parser.add_argument("--cassle-methods", default=None,
+                        help="methods also run with CaSSLe (comma-separated; default: every --methods; "
+                             "'' for none): fewer settings, more seeds")
     parser.add_argument("--seeds", "--seed", type=int_list, default=(0, 1, 2),
                         help="comma-separated training seeds (--seed N: one seed)")
     ns, base = parse(parser, argv, ContinualConfig, exclude=("method", "seed", "run_name", "lam_r", "cassle"),
@@ -170,15 +209,21 @@ def main(argv=None) -> list[dict]:
             raise ValueError(f"seeds={ns.seeds!r} is invalid: give at least one seed")
         methods = tuple(m for m in ns.methods.split(",") if m)
         residual = tuple(m for m in ns.residual.split(",") if m)
-        for cc in configurations(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r):
+        cassle = None if ns.cassle_methods is None else tuple(m for m in ns.cassle_methods.split(",") if m)
+        if cassle and set(cassle) - set(methods):
+            raise ValueError(f"cassle-methods={ns.cassle_methods!r} is invalid: each must also be in "
+                             f"--methods ({','.join(methods)})")
+        for cc in configurations(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r,
+                                 cassle=cassle):
             cc.validate()
-        return compare(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r)
+        return compare(base, methods, seeds=ns.seeds, residual=residual, lam_r=ns.lam_r, cassle=cassle)
     summaries = run_cli(parser, run)
     out = Path(base.train.out_dir)
     (out / "compare.json").write_text(json.dumps(summaries, indent=1))
-    (out / "table.md").write_text(table(summaries) + "\n")
+    text = table(summaries) + ("\n\n" + pairs if (pairs := paired(summaries)) else "")
+    (out / "table.md").write_text(text + "\n")
     _figure(summaries, out / "R.png")
-    print(table(summaries), file=sys.stdout)
+    print(text, file=sys.stdout)
     return summaries
 
 
