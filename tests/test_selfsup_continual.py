@@ -320,6 +320,10 @@ def test_compare_table_is_the_mean_and_sample_std_over_seeds():
     assert byol_rm[7] == f"{vals.mean():.1f} ± {vals.std(ddof=1):.1f}"
     forg = 100 * np.array([metrics.forgetting(r["knn"]["R"]) for r in groups["byol", False, 1.0]])
     assert byol_rm[4] == f"{forg.mean():.1f} ± {forg.std(ddof=1):.1f}"
+    bwt = 100 * np.array([np.mean([R[-1][j] - R[j][j] for j in range(2)])
+                          for R in (r["linear"]["R"] for r in groups["byol", False, 1.0])])  # T = 3 tasks
+    assert byol_rm[10] == f"{bwt.mean():.1f} ± {bwt.std(ddof=1):.1f}"
+    assert len(byol_rm) == 3 + 3 * 3 + 1 and len(cells(lines[2])) == len(byol_rm)
     # the untrained encoder: per seed, the mean over tasks of R_init of that seed's first run
     init = 100 * np.array([np.mean(runs[3 * s]["R_init"]["knn"]) for s in range(3)])
     assert cells(lines[2])[:4] == ["random init (BN re-estimated)", "-", "3",

@@ -9,10 +9,10 @@ for every ``--residual`` method with residual momentum ``--lam-r`` (no CaSSLe). 
 other flag of ``python -m selfsup.continual`` (trainer and continual options, ``--preset``) applies to
 every run. Finished runs with the same config are reused and interrupted ones resumed,
 so the runs of ``python -m selfsup.continual`` with the same flags count. Writes ``compare.json`` (every
-run's summary), ``table.md`` (average accuracy and forgetting of the kNN, linear and 10-labels-per-class
-probes, mean +- std over seeds, time; then each variant's paired difference from the fine-tuned run of the
-same method and seed) and ``R.png`` (every configuration's 10-labels-per-class probe R,
-averaged over seeds) to ``--out-dir``.
+run's summary), ``table.md`` (average accuracy, forgetting and backward transfer of the kNN, linear and
+10-labels-per-class probes, mean +- std over seeds, time; then each variant's paired difference from the
+fine-tuned run of the same method and seed) and ``R.png`` (every configuration's 10-labels-per-class probe
+R, averaged over seeds) to ``--out-dir``.
 
 Public API: ``compare(base, methods, *, seeds=None, residual=(), lam_r=1.0, cassle=None, dataset=None) ->
 list[dict]`` (one summary per run, with its ``seed``), ``group(summaries) -> dict`` (``{(method, cassle,
@@ -94,7 +94,12 @@ _PROBES = (("knn", "kNN"), ("linear", "linear"), ("linear_10pc", "linear 10/clas
 
 def table(summaries: list[dict]) -> str:
     """Markdown table: method | CaSSLe | seeds | per probe (kNN, linear, linear with 10 labels per class):
-    average accuracy and forgetting (%) | time.
+    average accuracy and forgetting (%) | per probe: backward transfer (%) | time.
+
+    Forgetting (the max of each task's column before the last row, minus the last row) is biased upward by
+    evaluation noise and by a representation that still fluctuates; backward transfer (the last row minus
+    the diagonal: what each task lost after its own training ended) has no max in it, so a forgetting that
+    backward transfer does not mirror is fluctuation, not loss.
 
     Each cell is mean +- std (ddof 1) over the seeds of that configuration. The first row is the untrained
     encoder: ``R_init`` (before any training, BN statistics re-estimated on the training images: the same
@@ -102,8 +107,9 @@ def table(summaries: list[dict]) -> str:
     then over the seeds' first runs. The time is the sum over tasks of training + evaluation (kept across
     resumes; compilation included), per run."""
     probes = [(k, name) for k, name in _PROBES if summaries and k in summaries[0]]
-    head = "| method | CaSSLe | seeds | " + " | ".join(f"{n} avg acc | {n} forgetting" for _, n in probes)
-    rows = [head + " | time (s) |", "|" + "---|" * (4 + 2 * len(probes))]
+    head = ("| method | CaSSLe | seeds | " + " | ".join(f"{n} avg acc | {n} forgetting" for _, n in probes)
+            + " | " + " | ".join(f"{n} BWT" for _, n in probes))
+    rows = [head + " | time (s) |", "|" + "---|" * (4 + 3 * len(probes))]
     inits = {}
     for s in summaries:
         if s.get("R_init"):
@@ -111,11 +117,13 @@ def table(summaries: list[dict]) -> str:
     if inits:  # the untrained encoder: the floor every method should rise above
         cells = [(mean_std([float(np.mean(r[k])) for r in inits.values()])
                   if all(k in r for r in inits.values()) else "-") + " | -" for k, _ in probes]
-        rows.append(f"| random init (BN re-estimated) | - | {len(inits)} | " + " | ".join(cells) + " | - |")
+        rows.append(f"| random init (BN re-estimated) | - | {len(inits)} | " + " | ".join(cells)
+                    + " | -" * len(probes) + " | - |")
     for key, runs in group(summaries).items():
         name, cassle = _label(key)
         cells = [mean_std([r[k]["average_accuracy"] for r in runs]) + " | "
                  + mean_std([r[k]["forgetting"] for r in runs]) for k, _ in probes]
+        cells += [mean_std([r[k]["backward_transfer"] for r in runs]) for k, _ in probes]
         rows.append(f"| {name} | {cassle} | {len(runs)} | " + " | ".join(cells)
                     + f" | {mean_std([sum(r['task_seconds']) for r in runs], 1, 0)} |")
     return "\n".join(rows)
